@@ -1,0 +1,109 @@
+//! Command line: the clap definitions only. Every flag also reads the environment variable
+//! named beside it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "bedrock-meter",
+    version,
+    about = "Live usage-metering proxy for Amazon Bedrock"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the metering proxy.
+    Serve(ServeArgs),
+    /// Run the built-in Bedrock Runtime simulator (no AWS account needed).
+    Simulate {
+        #[arg(
+            long,
+            env = "BEDROCK_METER_SIMULATOR_LISTEN",
+            default_value = "127.0.0.1:9000"
+        )]
+        listen: SocketAddr,
+    },
+    /// Simulator + proxy + synthetic multi-app traffic, with a live cost table.
+    Demo(DemoArgs),
+    /// Rate card tools.
+    Rates {
+        #[command(subcommand)]
+        command: RatesCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RatesCommand {
+    /// Validate a rate card: errors as file:line (exit 1), warnings for missing cache rates.
+    Check { file: PathBuf },
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address for Bedrock Runtime clients.
+    #[arg(long, env = "BEDROCK_METER_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Address for /metrics, /healthz, /readyz and /rates.
+    #[arg(
+        long,
+        env = "BEDROCK_METER_ADMIN_LISTEN",
+        default_value = "127.0.0.1:9464"
+    )]
+    pub admin_listen: SocketAddr,
+    /// AWS Region used when the client's SigV4 credential scope names none.
+    #[arg(long, env = "AWS_REGION")]
+    pub region: Option<String>,
+    /// Upstream base URL [default: https://bedrock-runtime.{region}.amazonaws.com].
+    #[arg(long, env = "BEDROCK_METER_UPSTREAM")]
+    pub upstream: Option<String>,
+    /// Rate card file.
+    #[arg(
+        long,
+        env = "BEDROCK_METER_RATES",
+        default_value = "rates/bedrock.toml"
+    )]
+    pub rates: PathBuf,
+    /// Allow open mode (no client authentication) on a non-loopback address.
+    #[arg(long, env = "BEDROCK_METER_ALLOW_OPEN")]
+    pub allow_open: bool,
+    /// Largest request body accepted, in bytes (Bedrock's own limit is 25 MB).
+    #[arg(long, env = "BEDROCK_METER_MAX_BODY", default_value_t = crate::server::DEFAULT_MAX_BODY)]
+    pub max_body: usize,
+    /// Distinct `app` label values before new ones fold into `other`.
+    #[arg(long, env = "BEDROCK_METER_MAX_APPS", default_value_t = 200)]
+    pub max_apps: usize,
+    /// Distinct `model` label values before new ones fold into `other`.
+    #[arg(long, env = "BEDROCK_METER_MAX_MODELS", default_value_t = 200)]
+    pub max_models: usize,
+    /// Seconds to wait for a TCP/TLS connection to the upstream.
+    #[arg(long, env = "BEDROCK_METER_CONNECT_TIMEOUT", default_value_t = 5.0)]
+    pub connect_timeout: f64,
+    /// Seconds to wait for the upstream's response headers (non-streaming calls generate the
+    /// whole answer first, so this must cover the slowest model call).
+    #[arg(long, env = "BEDROCK_METER_UPSTREAM_TIMEOUT", default_value_t = 300.0)]
+    pub upstream_timeout: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Rate card file.
+    #[arg(
+        long,
+        env = "BEDROCK_METER_RATES",
+        default_value = "rates/bedrock.toml"
+    )]
+    pub rates: PathBuf,
+    /// Admin address of the demo's proxy (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub admin_listen: SocketAddr,
+}

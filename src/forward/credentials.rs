@@ -1,0 +1,190 @@
+//! The proxy's own AWS credentials, cached and refreshed before they expire.
+//!
+//! `aws-config`'s default chain (env, profile, web identity, ECS, IMDS) resolves credentials on
+//! every call; SDK clients cache them in their runtime, which the proxy does not use. So the
+//! proxy keeps the current credentials in an `ArcSwap` that requests read without locking, and
+//! a background task refreshes them ahead of expiry.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwapOption;
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use tokio::sync::Mutex;
+
+use crate::aws_error::error_chain;
+use tokio_util::sync::CancellationToken;
+
+/// Refresh this long before expiry, so no request signs with credentials about to lapse.
+const REFRESH_AHEAD: Duration = Duration::from_secs(300);
+/// Credentials this close to expiry are not used at all.
+const MIN_VALIDITY: Duration = Duration::from_secs(15);
+const RETRY_MIN: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+#[error("no AWS credentials to sign with: {0}")]
+pub struct CredentialsError(String);
+
+pub struct CredentialCache {
+    provider: SharedCredentialsProvider,
+    current: ArcSwapOption<Credentials>,
+    /// Serialises fetches so a burst of requests at start-up triggers one, not hundreds. Only
+    /// taken when there are no usable credentials; the steady-state path never locks.
+    fetch: Mutex<()>,
+}
+
+impl CredentialCache {
+    pub fn new(provider: SharedCredentialsProvider) -> Arc<Self> {
+        Arc::new(CredentialCache {
+            provider,
+            current: ArcSwapOption::empty(),
+            fetch: Mutex::new(()),
+        })
+    }
+
+    /// Current credentials, fetching them first if there are none usable.
+    pub async fn get(&self) -> Result<Arc<Credentials>, CredentialsError> {
+        if let Some(c) = self.usable() {
+            return Ok(c);
+        }
+        let _one_fetch = self.fetch.lock().await;
+        if let Some(c) = self.usable() {
+            return Ok(c);
+        }
+        self.fetch_now().await
+    }
+
+    fn usable(&self) -> Option<Arc<Credentials>> {
+        self.current
+            .load_full()
+            .filter(|c| remaining(c).is_none_or(|left| left > MIN_VALIDITY))
+    }
+
+    async fn fetch_now(&self) -> Result<Arc<Credentials>, CredentialsError> {
+        let fresh = self
+            .provider
+            .provide_credentials()
+            .await
+            .map_err(|e| CredentialsError(error_chain(&e)))?;
+        let fresh = Arc::new(fresh);
+        self.current.store(Some(fresh.clone()));
+        Ok(fresh)
+    }
+
+    /// Keeps the credentials fresh until `stop` fires.
+    pub fn spawn_refresher(self: &Arc<Self>, stop: CancellationToken) {
+        let cache = self.clone();
+        tokio::spawn(async move {
+            let mut backoff = RETRY_MIN;
+            loop {
+                let wait = match cache.current.load_full().as_deref().map(remaining) {
+                    // Static credentials (no expiry) never need refreshing.
+                    Some(None) => return,
+                    Some(Some(left)) if left > REFRESH_AHEAD => left - REFRESH_AHEAD,
+                    _ => {
+                        let result = {
+                            let _one_fetch = cache.fetch.lock().await;
+                            cache.fetch_now().await
+                        };
+                        match result {
+                            Ok(_) => {
+                                backoff = RETRY_MIN;
+                                continue;
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, retry_in = ?backoff, "credential refresh failed");
+                                let wait = backoff;
+                                backoff = (backoff * 2).min(RETRY_MAX);
+                                wait
+                            }
+                        }
+                    }
+                };
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = stop.cancelled() => return,
+                }
+            }
+        });
+    }
+}
+
+/// Time left before expiry; `None` for credentials that do not expire.
+fn remaining(c: &Credentials) -> Option<Duration> {
+    let expiry = c.expiry()?;
+    Some(
+        expiry
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_credential_types::provider::future::ProvideCredentials as ProvideFuture;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[derive(Debug)]
+    struct Counting {
+        calls: Arc<AtomicU32>,
+        lifetime: Duration,
+    }
+
+    impl ProvideCredentials for Counting {
+        fn provide_credentials<'a>(&'a self) -> ProvideFuture<'a>
+        where
+            Self: 'a,
+        {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst);
+            ProvideFuture::ready(Ok(Credentials::new(
+                format!("AKID{n}"),
+                "secret",
+                None,
+                Some(SystemTime::now() + self.lifetime),
+                "test",
+            )))
+        }
+    }
+
+    #[tokio::test]
+    async fn caches_until_close_to_expiry() {
+        let calls = Arc::new(AtomicU32::new(0));
+        let cache = CredentialCache::new(SharedCredentialsProvider::new(Counting {
+            calls: calls.clone(),
+            lifetime: Duration::from_secs(3600),
+        }));
+        for _ in 0..5 {
+            assert_eq!(cache.get().await.unwrap().access_key_id(), "AKID0");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+        // Credentials that expire within MIN_VALIDITY are fetched again on use.
+        let calls = Arc::new(AtomicU32::new(0));
+        let cache = CredentialCache::new(SharedCredentialsProvider::new(Counting {
+            calls: calls.clone(),
+            lifetime: Duration::from_secs(5),
+        }));
+        cache.get().await.unwrap();
+        assert_eq!(cache.get().await.unwrap().access_key_id(), "AKID1");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn refresher_renews_ahead_of_expiry() {
+        let calls = Arc::new(AtomicU32::new(0));
+        let cache = CredentialCache::new(SharedCredentialsProvider::new(Counting {
+            calls: calls.clone(),
+            // Inside REFRESH_AHEAD: the refresher fetches again right away, once per fetch.
+            lifetime: Duration::from_secs(200),
+        }));
+        cache.get().await.unwrap();
+        let stop = CancellationToken::new();
+        cache.spawn_refresher(stop.clone());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stop.cancel();
+        assert!(calls.load(Ordering::SeqCst) >= 2);
+    }
+}

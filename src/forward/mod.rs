@@ -1,0 +1,130 @@
+//! Forward: turns the client's request into the upstream request — hop-by-hop and client auth
+//! headers dropped, the body's length fixed, and the whole signed with the proxy's credentials.
+
+pub mod credentials;
+pub mod upstream;
+
+use std::time::SystemTime;
+
+use aws_credential_types::Credentials;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Uri, header, request::Parts};
+use http_body_util::Full;
+
+use crate::identify::APP_HEADER;
+use crate::sigv4::{self, SigV4Error};
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+];
+
+/// Removes hop-by-hop headers, including any the `Connection` header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+    headers.remove(header::TRANSFER_ENCODING);
+}
+
+/// Builds the signed upstream request from the client's request head and buffered body.
+pub fn upstream_request(
+    client: &Parts,
+    uri: Uri,
+    body: Bytes,
+    credentials: &Credentials,
+    region: &str,
+) -> Result<Request<Full<Bytes>>, SigV4Error> {
+    let mut headers = client.headers.clone();
+    strip_hop_by_hop(&mut headers);
+    for name in [header::HOST, header::EXPECT, header::CONTENT_LENGTH] {
+        headers.remove(name);
+    }
+    headers.remove(APP_HEADER);
+    // Bedrock API keys (bearer tokens) are the client's, never forwarded.
+    headers.remove(header::AUTHORIZATION);
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+
+    let (mut parts, ()) = Request::new(()).into_parts();
+    parts.method = client.method.clone();
+    parts.uri = uri;
+    parts.headers = headers;
+    sigv4::sign(&mut parts, &body, credentials, region, SystemTime::now())?;
+    Ok(Request::from_parts(parts, Full::new(body)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_is_cleaned_and_signed() {
+        let (client, ()) = Request::builder()
+            .method("POST")
+            .uri("/model/m%3A0/converse")
+            .header("host", "meter:8080")
+            .header("authorization", "AWS4-HMAC-SHA256 Credential=CLIENT/20260101/us-east-1/bedrock/aws4_request, SignedHeaders=host, Signature=00")
+            .header("x-amz-date", "20260101T000000Z")
+            .header("x-amz-security-token", "client-token")
+            .header("connection", "keep-alive, x-custom-hop")
+            .header("x-custom-hop", "1")
+            .header("transfer-encoding", "chunked")
+            .header("x-bedrock-meter-app", "checkout")
+            .header("content-type", "application/json")
+            .header("user-agent", "aws-sdk-rust app/checkout")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let creds = Credentials::new("PROXYKEY", "proxy-secret", None, None, "test");
+        let uri: Uri = "https://bedrock-runtime.us-east-1.amazonaws.com/model/m%3A0/converse"
+            .parse()
+            .unwrap();
+        let req =
+            upstream_request(&client, uri, Bytes::from_static(b"{}"), &creds, "us-east-1").unwrap();
+        let h = req.headers();
+        assert_eq!(h["host"], "bedrock-runtime.us-east-1.amazonaws.com");
+        assert_eq!(h["content-length"], "2");
+        assert!(
+            h["authorization"]
+                .to_str()
+                .unwrap()
+                .contains("Credential=PROXYKEY/")
+        );
+        for gone in [
+            "x-amz-security-token",
+            "connection",
+            "x-custom-hop",
+            "transfer-encoding",
+            APP_HEADER,
+        ] {
+            assert!(!h.contains_key(gone), "{gone}");
+        }
+        assert_eq!(h["user-agent"], "aws-sdk-rust app/checkout");
+        assert_eq!(req.uri().path(), "/model/m%3A0/converse");
+        let (parts, _) = req.into_parts();
+        assert_eq!(
+            sigv4::verify(
+                &parts,
+                b"{}",
+                &creds,
+                SystemTime::now(),
+                std::time::Duration::from_secs(60)
+            ),
+            Ok(())
+        );
+    }
+}

@@ -1,0 +1,140 @@
+//! The upstream client: a pooled hyper-util client over rustls (or plain HTTP for a local
+//! simulator), and where each request goes.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Uri;
+use http_body_util::Full;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Where requests go: a fixed URL, or Bedrock's regional endpoint.
+#[derive(Clone, Debug)]
+pub enum Upstream {
+    Fixed {
+        scheme: http::uri::Scheme,
+        authority: http::uri::Authority,
+    },
+    Regional,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("--upstream must be an absolute http:// or https:// URL without a path, got {0:?}")]
+    BadUrl(String),
+    #[error("invalid region {0:?}")]
+    BadRegion(String),
+}
+
+impl Upstream {
+    pub fn parse(url: Option<&str>) -> Result<Self, UpstreamError> {
+        let Some(url) = url else {
+            return Ok(Upstream::Regional);
+        };
+        let bad = || UpstreamError::BadUrl(url.to_owned());
+        let uri: Uri = url.parse().map_err(|_| bad())?;
+        let scheme = uri.scheme().cloned().ok_or_else(bad)?;
+        if scheme != http::uri::Scheme::HTTP && scheme != http::uri::Scheme::HTTPS {
+            return Err(bad());
+        }
+        if uri.path() != "/" && !uri.path().is_empty() || uri.query().is_some() {
+            return Err(bad());
+        }
+        let authority = uri.authority().cloned().ok_or_else(bad)?;
+        Ok(Upstream::Fixed { scheme, authority })
+    }
+
+    /// The URI to forward to: the upstream's scheme and host with the client's raw path and
+    /// query, byte for byte.
+    pub fn uri(&self, region: &str, path_and_query: &str) -> Result<Uri, UpstreamError> {
+        let built = match self {
+            Upstream::Fixed { scheme, authority } => Uri::builder()
+                .scheme(scheme.clone())
+                .authority(authority.clone())
+                .path_and_query(path_and_query)
+                .build(),
+            Upstream::Regional => {
+                // The region becomes part of a host name; only let a real region id through.
+                if !valid_region(region) {
+                    return Err(UpstreamError::BadRegion(region.to_owned()));
+                }
+                Uri::builder()
+                    .scheme("https")
+                    .authority(format!("bedrock-runtime.{region}.amazonaws.com"))
+                    .path_and_query(path_and_query)
+                    .build()
+            }
+        };
+        built.map_err(|_| UpstreamError::BadUrl(path_and_query.to_owned()))
+    }
+}
+
+pub fn valid_region(region: &str) -> bool {
+    (1..=32).contains(&region.len())
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// The pooled client. HTTP/1.1 upstream: Bedrock's streaming responses are long-lived and
+/// per-connection flow control is simpler to reason about; pooling keeps handshakes rare.
+pub fn client(connect_timeout: Duration) -> Result<UpstreamClient, rustls::Error> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    // An explicit provider: other crates in the tree enable rustls' aws-lc-rs backend too, and
+    // with two backends rustls cannot pick a process default on its own.
+    let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let tls = rustls::ClientConfig::builder_with_provider(
+        rustls::crypto::ring::default_provider().into(),
+    )
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let https = HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(256)
+        .build(https))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_uris() {
+        let regional = Upstream::parse(None).unwrap();
+        assert_eq!(
+            regional
+                .uri("eu-west-1", "/model/a%3A0/converse")
+                .unwrap()
+                .to_string(),
+            "https://bedrock-runtime.eu-west-1.amazonaws.com/model/a%3A0/converse"
+        );
+        assert!(regional.uri("evil.com/x", "/").is_err());
+        assert!(regional.uri("", "/").is_err());
+        let fixed = Upstream::parse(Some("http://127.0.0.1:9000")).unwrap();
+        assert_eq!(
+            fixed
+                .uri("ignored", "/model/a/invoke?x=1")
+                .unwrap()
+                .to_string(),
+            "http://127.0.0.1:9000/model/a/invoke?x=1"
+        );
+        for bad in ["127.0.0.1:9000", "ftp://x", "http://x/path", "nonsense"] {
+            assert!(Upstream::parse(Some(bad)).is_err(), "{bad}");
+        }
+        assert!(Upstream::parse(Some("https://bedrock-runtime.us-east-1.amazonaws.com/")).is_ok());
+    }
+}

@@ -1,0 +1,186 @@
+//! The `bedrock-meter` binary: parses the command line, loads and validates configuration, and
+//! starts the chosen job. The only place that chooses an exit code.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region};
+use clap::Parser;
+
+use bedrock_meter::cli::{Cli, Command, RatesCommand, ServeArgs};
+use bedrock_meter::forward::upstream::Upstream;
+use bedrock_meter::pricing::RateCard;
+use bedrock_meter::server::{self, ProxyConfig};
+use bedrock_meter::{demo, simulator};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BEDROCK_METER_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Simulate { listen } => match simulator::run(listen).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(format!("simulator: {e}")),
+            },
+            Command::Demo(args) => match demo::run(args).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(format!("demo: {e}")),
+            },
+            Command::Rates {
+                command: RatesCommand::Check { file },
+            } => rates_check(&file),
+        }
+    })
+}
+
+fn fail(message: String) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::FAILURE
+}
+
+/// Exit 2: the configuration is wrong, nothing was started.
+fn config_error(message: String) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
+
+fn rates_check(file: &std::path::Path) -> ExitCode {
+    match RateCard::load(file) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("warning: {w}");
+            }
+            println!(
+                "{}: ok, version {}, {} models, {} warnings",
+                file.display(),
+                loaded.card.version,
+                loaded.card.len(),
+                loaded.warnings.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    if !args.listen.ip().is_loopback() && !args.allow_open {
+        return config_error(format!(
+            "refusing to serve open mode on {}: anyone who can reach this address could call \
+             Bedrock with this proxy's AWS credentials. Listen on a loopback address, or pass \
+             --allow-open (BEDROCK_METER_ALLOW_OPEN=true) when a network policy already limits \
+             who can reach it.",
+            args.listen
+        ));
+    }
+    let loaded = match RateCard::load(&args.rates) {
+        Ok(l) => l,
+        Err(e) => return config_error(format!("rate card rejected:\n{e}")),
+    };
+    for w in &loaded.warnings {
+        tracing::warn!("rate card: {w}");
+    }
+    let upstream = match Upstream::parse(args.upstream.as_deref()) {
+        Ok(u) => u,
+        Err(e) => return config_error(e.to_string()),
+    };
+    if let Some(region) = &args.region
+        && !bedrock_meter::forward::upstream::valid_region(region)
+    {
+        return config_error(format!("--region {region:?} is not an AWS Region id"));
+    }
+    let seconds = |name: &str, v: f64| {
+        if v.is_finite() && v > 0.0 {
+            Ok(Duration::from_secs_f64(v))
+        } else {
+            Err(format!("{name} must be a positive number of seconds"))
+        }
+    };
+    let (connect_timeout, upstream_timeout) = match (
+        seconds("--connect-timeout", args.connect_timeout),
+        seconds("--upstream-timeout", args.upstream_timeout),
+    ) {
+        (Ok(c), Ok(u)) => (c, u),
+        (Err(e), _) | (_, Err(e)) => return config_error(e),
+    };
+    // The loader's region only steers credential providers (STS for web identity, SSO); an
+    // explicit one also keeps it from probing the instance metadata service at start-up.
+    let sdk_config = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(
+            args.region
+                .clone()
+                .unwrap_or_else(|| "us-east-1".to_owned()),
+        ))
+        .load()
+        .await;
+    let Some(credentials) = sdk_config.credentials_provider() else {
+        return config_error("no AWS credential provider could be configured".into());
+    };
+
+    let mut config = ProxyConfig::new(loaded.card, credentials, upstream);
+    config.listen = args.listen;
+    config.admin_listen = args.admin_listen;
+    config.region = args.region;
+    config.max_body = args.max_body;
+    config.max_apps = args.max_apps;
+    config.max_models = args.max_models;
+    config.connect_timeout = connect_timeout;
+    config.upstream_timeout = upstream_timeout;
+    let running = match server::start(config).await {
+        Ok(r) => r,
+        Err(e) => return config_error(e.to_string()),
+    };
+    eprintln!(
+        "bedrock-meter: proxy on {}, metrics on {}/metrics",
+        running.url(),
+        running.admin_url()
+    );
+    shutdown_signal().await;
+    eprintln!("bedrock-meter: shutting down");
+    running.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,411 @@
+//! Metrics: every Prometheus series the meter exports, registered once in one struct.
+//!
+//! Call sites never spell a metric name. Per-(app, model) handles are created once and cached,
+//! so the hot path does no label formatting for tokens and costs. Costs are kept as exact
+//! integer pico-dollars and turned into USD only when Prometheus scrapes.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use dashmap::DashMap;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{self, MetricFamily, MetricType};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::pricing::price::pico_to_usd;
+use crate::pricing::{Cost, TokenType, Usage};
+use crate::route::Operation;
+
+const OUTPUT_TOKEN_BUCKETS: [f64; 13] = [
+    16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0, 32768.0,
+    65536.0,
+];
+const INPUT_TOKEN_BUCKETS: [f64; 10] = [
+    16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 131072.0, 262144.0, 1048576.0,
+];
+const DURATION_BUCKETS: [f64; 14] = [
+    0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0,
+];
+const TTFT_BUCKETS: [f64; 13] = [
+    0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0,
+];
+/// The proxy's own time is microseconds; the top buckets catch pathological stalls.
+const OVERHEAD_BUCKETS: [f64; 12] = [
+    0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005,
+    0.01, 0.05,
+];
+
+/// Handles for one (app, model) pair.
+pub struct Series {
+    tokens: [IntCounter; 4],
+    cost: Arc<CostCell>,
+    output_tokens: Histogram,
+    input_tokens: Histogram,
+}
+
+#[derive(Default)]
+struct CostCell {
+    pico: [AtomicU64; 4],
+    /// Set once a priced request was recorded; unpriced pairs export no cost series at all,
+    /// so an unknown model never shows up as costing $0.
+    priced: AtomicBool,
+}
+
+struct CostEntry {
+    app: Arc<str>,
+    model: Arc<str>,
+    cell: Arc<CostCell>,
+}
+
+/// `bedrock_cost_usd_total`: exact integer sums exported as USD.
+struct ExactCost {
+    desc: Desc,
+    entries: Mutex<Vec<CostEntry>>,
+}
+
+impl Collector for ExactCost {
+    fn desc(&self) -> Vec<&Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let mut family = MetricFamily::default();
+        family.set_name(self.desc.fq_name.clone());
+        family.set_help(self.desc.help.clone());
+        family.set_field_type(MetricType::COUNTER);
+        let entries = match self.entries.lock() {
+            Ok(e) => e,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for entry in entries.iter() {
+            if !entry.cell.priced.load(Ordering::Relaxed) {
+                continue;
+            }
+            for t in TokenType::ALL {
+                let pico = entry.cell.pico[t as usize].load(Ordering::Relaxed);
+                let mut counter = proto::Counter::default();
+                counter.set_value(pico_to_usd(pico));
+                let mut metric = proto::Metric::from_label(vec![
+                    label("app", &entry.app),
+                    label("model", &entry.model),
+                    label("type", t.as_str()),
+                ]);
+                metric.set_counter(counter);
+                family.mut_metric().push(metric);
+            }
+        }
+        if family.get_metric().is_empty() {
+            return Vec::new();
+        }
+        vec![family]
+    }
+}
+
+fn label(name: &str, value: &str) -> proto::LabelPair {
+    let mut l = proto::LabelPair::default();
+    l.set_name(name.to_owned());
+    l.set_value(value.to_owned());
+    l
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    tokens: IntCounterVec,
+    cost: Arc<ExactCost>,
+    output_tokens: HistogramVec,
+    input_tokens: HistogramVec,
+    duration: HistogramVec,
+    ttft: HistogramVec,
+    overhead: Vec<Histogram>,
+    unpriced: IntCounterVec,
+    usage_missing: IntCounterVec,
+    rate_card_info: IntGaugeVec,
+    in_flight: Vec<IntGauge>,
+    label_overflow: IntCounterVec,
+    series: DashMap<(Arc<str>, Arc<str>), Arc<Series>>,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok::<_, prometheus::Error>(c)
+        };
+        let histogram = |name: &str, help: &str, labels: &[&str], buckets: &[f64]| {
+            let h = HistogramVec::new(
+                HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+                labels,
+            )?;
+            registry.register(Box::new(h.clone()))?;
+            Ok::<_, prometheus::Error>(h)
+        };
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok::<_, prometheus::Error>(g)
+        };
+
+        let requests = counter(
+            "bedrock_requests_total",
+            "Bedrock Runtime requests by app, model, operation and the HTTP status the client got.",
+            &["app", "model", "operation", "status"],
+        )?;
+        let tokens = counter(
+            "bedrock_tokens_total",
+            "Tokens Bedrock reported, by type (input excludes cache tokens).",
+            &["app", "model", "type"],
+        )?;
+        let cost_desc = Desc::new(
+            "bedrock_cost_usd_total".into(),
+            "Cost in USD at the rate card's prices, by token type.".into(),
+            vec!["app".into(), "model".into(), "type".into()],
+            Default::default(),
+        )?;
+        let cost = Arc::new(ExactCost {
+            desc: cost_desc,
+            entries: Mutex::new(Vec::new()),
+        });
+        registry.register(Box::new(SharedCollector(cost.clone())))?;
+        let output_tokens = histogram(
+            "bedrock_output_tokens",
+            "Output tokens per request.",
+            &["app", "model"],
+            &OUTPUT_TOKEN_BUCKETS,
+        )?;
+        let input_tokens = histogram(
+            "bedrock_input_tokens",
+            "Prompt tokens per request, cache reads and writes included.",
+            &["app", "model"],
+            &INPUT_TOKEN_BUCKETS,
+        )?;
+        let duration = histogram(
+            "bedrock_request_duration_seconds",
+            "Time from receiving the request to the end of the response.",
+            &["model", "operation"],
+            &DURATION_BUCKETS,
+        )?;
+        let ttft = histogram(
+            "bedrock_time_to_first_token_seconds",
+            "Streams: time from receiving the request to the first event frame.",
+            &["model", "operation"],
+            &TTFT_BUCKETS,
+        )?;
+        let overhead_vec = histogram(
+            "bedrock_proxy_overhead_seconds",
+            "Time spent inside the proxy itself, excluding upstream and client waits.",
+            &["operation"],
+            &OVERHEAD_BUCKETS,
+        )?;
+        let unpriced = counter(
+            "bedrock_unpriced_requests_total",
+            "Metered requests for models the rate card has no price for.",
+            &["model"],
+        )?;
+        let usage_missing = counter(
+            "bedrock_usage_missing_total",
+            "Successful requests whose token usage could not be read.",
+            &["operation", "reason"],
+        )?;
+        let rate_card_info = gauge(
+            "bedrock_rate_card_info",
+            "The rate card in use (value 1).",
+            &["version"],
+        )?;
+        let in_flight_vec = gauge(
+            "bedrock_in_flight_requests",
+            "Requests received whose response has not ended yet.",
+            &["operation"],
+        )?;
+        let label_overflow = counter(
+            "bedrock_label_overflow_total",
+            "Requests whose app or model label was folded into `other` by the series cap.",
+            &["label"],
+        )?;
+        let overhead = Operation::ALL
+            .iter()
+            .map(|op| overhead_vec.with_label_values(&[op.as_str()]))
+            .collect();
+        let in_flight = Operation::ALL
+            .iter()
+            .map(|op| in_flight_vec.with_label_values(&[op.as_str()]))
+            .collect();
+        Ok(Metrics {
+            registry,
+            requests,
+            tokens,
+            cost,
+            output_tokens,
+            input_tokens,
+            duration,
+            ttft,
+            overhead,
+            unpriced,
+            usage_missing,
+            rate_card_info,
+            in_flight,
+            label_overflow,
+            series: DashMap::new(),
+        })
+    }
+
+    /// Cached handles for an (app, model) pair; both labels must already be bounded.
+    pub fn series(&self, app: &Arc<str>, model: &Arc<str>) -> Arc<Series> {
+        if let Some(s) = self.series.get(&(app.clone(), model.clone())) {
+            return s.clone();
+        }
+        self.series
+            .entry((app.clone(), model.clone()))
+            .or_insert_with(|| {
+                let tokens = TokenType::ALL
+                    .map(|t| self.tokens.with_label_values(&[app, model, t.as_str()]));
+                let cell = Arc::new(CostCell::default());
+                let mut entries = match self.cost.entries.lock() {
+                    Ok(e) => e,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                entries.push(CostEntry {
+                    app: app.clone(),
+                    model: model.clone(),
+                    cell: cell.clone(),
+                });
+                Arc::new(Series {
+                    tokens,
+                    cost: cell,
+                    output_tokens: self.output_tokens.with_label_values(&[app, model]),
+                    input_tokens: self.input_tokens.with_label_values(&[app, model]),
+                })
+            })
+            .clone()
+    }
+
+    /// Counts one finished request.
+    pub fn request(&self, app: &str, model: &str, op: Operation, status: u16, seconds: f64) {
+        let mut buf = itoa::Buffer::new();
+        self.requests
+            .with_label_values(&[app, model, op.as_str(), buf.format(status)])
+            .inc();
+        self.duration
+            .with_label_values(&[model, op.as_str()])
+            .observe(seconds);
+    }
+
+    /// Adds a request's tokens, and its cost when the model is priced.
+    pub fn usage(&self, series: &Series, usage: &Usage, cost: Option<&Cost>) {
+        for t in TokenType::ALL {
+            series.tokens[t as usize].inc_by(usage.get(t));
+        }
+        series.output_tokens.observe(usage.output as f64);
+        series.input_tokens.observe(usage.prompt_total() as f64);
+        if let Some(cost) = cost {
+            for t in TokenType::ALL {
+                series.cost.pico[t as usize].fetch_add(cost.get(t), Ordering::Relaxed);
+            }
+            series.cost.priced.store(true, Ordering::Relaxed);
+        }
+    }
+
+    pub fn unpriced(&self, model: &str) {
+        self.unpriced.with_label_values(&[model]).inc();
+    }
+
+    pub fn usage_missing(&self, op: Operation, reason: &'static str) {
+        self.usage_missing
+            .with_label_values(&[op.as_str(), reason])
+            .inc();
+    }
+
+    pub fn time_to_first_token(&self, model: &str, op: Operation, seconds: f64) {
+        self.ttft
+            .with_label_values(&[model, op.as_str()])
+            .observe(seconds);
+    }
+
+    pub fn proxy_overhead(&self, op: Operation, seconds: f64) {
+        self.overhead[op.index()].observe(seconds);
+    }
+
+    pub fn in_flight(&self, op: Operation) -> &IntGauge {
+        &self.in_flight[op.index()]
+    }
+
+    pub fn label_overflow(&self, label: &'static str) {
+        self.label_overflow.with_label_values(&[label]).inc();
+    }
+
+    pub fn set_rate_card(&self, version: &str) {
+        self.rate_card_info.reset();
+        self.rate_card_info.with_label_values(&[version]).set(1);
+    }
+
+    /// The Prometheus text exposition of every series.
+    pub fn render(&self) -> Result<Vec<u8>, prometheus::Error> {
+        let mut out = Vec::with_capacity(16 * 1024);
+        TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
+        Ok(out)
+    }
+}
+
+/// Lets the registry own a handle to a collector the meter also writes to.
+struct SharedCollector(Arc<ExactCost>);
+
+impl Collector for SharedCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.0.desc()
+    }
+    fn collect(&self) -> Vec<MetricFamily> {
+        self.0.collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_cost_and_no_cost_for_unpriced() {
+        let m = Metrics::new().unwrap();
+        let (app, priced, unpriced): (Arc<str>, Arc<str>, Arc<str>) =
+            ("a".into(), "m1".into(), "m2".into());
+        let s = m.series(&app, &priced);
+        let usage = Usage {
+            input: 3,
+            output: 1,
+            ..Default::default()
+        };
+        // Ten requests of 0.1 µ$ each: exact integer sums, no float drift.
+        for _ in 0..10 {
+            let cost = Cost {
+                input: 100_000,
+                ..Default::default()
+            };
+            m.usage(&s, &usage, Some(&cost));
+        }
+        m.usage(&m.series(&app, &unpriced), &usage, None);
+        m.request("a", "m1", Operation::Converse, 200, 0.01);
+        let text = String::from_utf8(m.render().unwrap()).unwrap();
+        assert!(
+            text.contains(r#"bedrock_cost_usd_total{app="a",model="m1",type="input"} 0.000001"#),
+            "{text}"
+        );
+        assert!(
+            !text.contains(r#"bedrock_cost_usd_total{app="a",model="m2""#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"bedrock_tokens_total{app="a",model="m2",type="input"} 3"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"bedrock_requests_total{app="a",model="m1",operation="Converse",status="200"} 1"#
+            ),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,185 @@
+//! The price of one request: a pure function of its token usage and its model's rates.
+//!
+//! Costs are exact integers in pico-dollars (1e-12 USD): a rate is held in micro-dollars per
+//! 1M tokens, so `tokens × rate` is already pico-dollars. Floating point appears only when a
+//! total is handed to Prometheus.
+
+use super::card::Rates;
+
+/// The four token types Bedrock reports, in the order of the `type` metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TokenType {
+    Input,
+    Output,
+    CacheRead,
+    CacheWrite,
+}
+
+impl TokenType {
+    pub const ALL: [TokenType; 4] = [
+        TokenType::Input,
+        TokenType::Output,
+        TokenType::CacheRead,
+        TokenType::CacheWrite,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenType::Input => "input",
+            TokenType::Output => "output",
+            TokenType::CacheRead => "cache_read",
+            TokenType::CacheWrite => "cache_write",
+        }
+    }
+}
+
+/// Token usage of one request. `input` excludes cache tokens, as Bedrock's `inputTokens` does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub input: u64,
+    pub output: u64,
+    pub cache_read: u64,
+    pub cache_write: u64,
+}
+
+impl Usage {
+    pub fn get(&self, t: TokenType) -> u64 {
+        match t {
+            TokenType::Input => self.input,
+            TokenType::Output => self.output,
+            TokenType::CacheRead => self.cache_read,
+            TokenType::CacheWrite => self.cache_write,
+        }
+    }
+
+    /// All prompt-side tokens: input plus cache reads and writes.
+    pub fn prompt_total(&self) -> u64 {
+        self.input
+            .saturating_add(self.cache_read)
+            .saturating_add(self.cache_write)
+    }
+}
+
+/// Cost of one request by token type, in pico-dollars.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cost {
+    pub input: u64,
+    pub output: u64,
+    pub cache_read: u64,
+    pub cache_write: u64,
+}
+
+impl Cost {
+    pub fn get(&self, t: TokenType) -> u64 {
+        match t {
+            TokenType::Input => self.input,
+            TokenType::Output => self.output,
+            TokenType::CacheRead => self.cache_read,
+            TokenType::CacheWrite => self.cache_write,
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.input
+            .saturating_add(self.output)
+            .saturating_add(self.cache_read)
+            .saturating_add(self.cache_write)
+    }
+}
+
+/// Prices `usage` at `rates`. Saturates rather than wraps: a usage count near `u64::MAX` is a
+/// lie from upstream, and a saturated cost is easier to spot than a wrapped small one.
+pub fn price(usage: &Usage, rates: &Rates) -> Cost {
+    Cost {
+        input: usage.input.saturating_mul(rates.input),
+        output: usage.output.saturating_mul(rates.output),
+        cache_read: usage.cache_read.saturating_mul(rates.cache_read),
+        cache_write: usage.cache_write.saturating_mul(rates.cache_write),
+    }
+}
+
+/// Pico-dollars as USD, for Prometheus and people.
+pub fn pico_to_usd(pico: u64) -> f64 {
+    pico as f64 / 1e12
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rates(i: u64, o: u64, cr: u64, cw: u64) -> Rates {
+        Rates {
+            input: i,
+            output: o,
+            cache_read: cr,
+            cache_write: cw,
+        }
+    }
+
+    #[test]
+    fn table() {
+        // (usage, rates in micro-USD per 1M tokens, expected pico-USD total)
+        let cases = [
+            // Claude 3 Haiku: 1000 in × $0.25/M + 500 out × $1.25/M = $0.000875
+            (
+                Usage {
+                    input: 1000,
+                    output: 500,
+                    ..Default::default()
+                },
+                rates(250_000, 1_250_000, 250_000, 250_000),
+                875_000_000,
+            ),
+            // Nova Micro cache read at $0.00875/M: 4 tokens = $0.000000035
+            (
+                Usage {
+                    cache_read: 4,
+                    ..Default::default()
+                },
+                rates(35_000, 140_000, 8_750, 35_000),
+                35_000,
+            ),
+            // Sonnet 4.5 (us.): 1M in × 3.30 + 1M out × 16.50 + 1M cw × 4.125 + 1M cr × 0.33
+            (
+                Usage {
+                    input: 1_000_000,
+                    output: 1_000_000,
+                    cache_read: 1_000_000,
+                    cache_write: 1_000_000,
+                },
+                rates(3_300_000, 16_500_000, 330_000, 4_125_000),
+                24_255_000_000_000,
+            ),
+            (Usage::default(), rates(1, 1, 1, 1), 0),
+        ];
+        for (usage, r, want) in cases {
+            assert_eq!(price(&usage, &r).total(), want, "{usage:?}");
+        }
+    }
+
+    #[test]
+    fn by_type_and_saturation() {
+        let c = price(
+            &Usage {
+                input: 3,
+                output: 5,
+                cache_read: 7,
+                cache_write: 11,
+            },
+            &rates(2, 3, 4, 5),
+        );
+        assert_eq!(
+            (c.input, c.output, c.cache_read, c.cache_write),
+            (6, 15, 28, 55)
+        );
+        let c = price(
+            &Usage {
+                input: u64::MAX,
+                ..Default::default()
+            },
+            &rates(2, 0, 0, 0),
+        );
+        assert_eq!(c.total(), u64::MAX);
+        assert_eq!(pico_to_usd(875_000_000), 0.000875);
+    }
+}

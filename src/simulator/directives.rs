@@ -1,0 +1,334 @@
+//! The `[[sim key=value ...]]` directive a test embeds in a prompt to choose the simulator's
+//! usage, pacing and faults for that one request.
+//!
+//! The directive rides inside the request body (usually a JSON string in the prompt), so it
+//! reaches the simulator unchanged through any proxy and needs no side channel.
+
+use std::fmt;
+use std::time::Duration;
+
+const OPEN: &[u8] = b"[[sim";
+const CLOSE: &[u8] = b"]]";
+
+/// Longer sleeps than this are surely a typo, and a bound keeps deadline arithmetic safe.
+const MAX_MS: u64 = 24 * 60 * 60 * 1000;
+/// Bounds the text the simulator builds, so a directive cannot make it allocate without limit.
+const MAX_CHUNKS: u64 = 100_000;
+
+/// What a request's directive asked for; `None`/defaults where it said nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Directive {
+    pub input: Option<u64>,
+    pub output: Option<u64>,
+    pub cache_read: Option<u64>,
+    pub cache_write: Option<u64>,
+    pub cache_write_1h: Option<u64>,
+    pub tier: Option<&'static str>,
+    pub fault: Option<Fault>,
+    pub exception: Option<&'static str>,
+    pub after: Option<u64>,
+    pub delay_ms: Option<u64>,
+    pub ttft_ms: Option<u64>,
+    pub gap_ms: Option<u64>,
+    pub chunks: Option<u64>,
+}
+
+/// A fault to inject instead of (or in the middle of) a normal answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    Throttle,
+    Validation,
+    UnknownModel,
+    Internal,
+    Unavailable,
+    ModelError,
+    Timeout,
+    Malformed,
+    Drop,
+    Midstream,
+}
+
+/// Why a directive was rejected; names the offending key so the test author can find it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectiveError {
+    pub key: String,
+    pub reason: String,
+}
+
+impl fmt::Display for DirectiveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid simulator directive key `{}`: {}",
+            self.key, self.reason
+        )
+    }
+}
+
+impl std::error::Error for DirectiveError {}
+
+const TIERS: [&str; 4] = ["default", "priority", "flex", "reserved"];
+const EXCEPTIONS: [&str; 6] = [
+    "modelStreamErrorException",
+    "throttlingException",
+    "internalServerException",
+    "validationException",
+    "serviceUnavailableException",
+    "modelTimeoutException",
+];
+
+impl Directive {
+    pub fn delay(&self) -> Duration {
+        Duration::from_millis(self.delay_ms.unwrap_or(0))
+    }
+    pub fn ttft(&self) -> Duration {
+        Duration::from_millis(self.ttft_ms.unwrap_or(0))
+    }
+    pub fn gap(&self) -> Duration {
+        Duration::from_millis(self.gap_ms.unwrap_or(0))
+    }
+    pub fn chunks(&self) -> u64 {
+        self.chunks.unwrap_or(4)
+    }
+    /// Content frames sent before a stream fault, never more than there are.
+    pub fn after(&self) -> u64 {
+        self.after.unwrap_or(1).min(self.chunks())
+    }
+}
+
+/// Finds and parses the first directive in `body`; no directive is not an error.
+pub fn parse(body: &[u8]) -> Result<Directive, DirectiveError> {
+    let Some(inner) = find(body)? else {
+        return Ok(Directive::default());
+    };
+    let mut d = Directive::default();
+    for token in inner.split_ascii_whitespace() {
+        let Some((key, value)) = token.split_once('=') else {
+            return Err(err(token, "expected key=value"));
+        };
+        apply(&mut d, key, value)?;
+    }
+    if let (Some(h1), write) = (d.cache_write_1h, d.cache_write.unwrap_or(0))
+        && h1 > write
+    {
+        return Err(err(
+            "cache_write_1h",
+            &format!("{h1} exceeds cache_write={write}"),
+        ));
+    }
+    Ok(d)
+}
+
+/// The text between `[[sim` and `]]`, if the body has a directive.
+fn find(body: &[u8]) -> Result<Option<&str>, DirectiveError> {
+    let mut from = 0;
+    while let Some(pos) = position(&body[from..], OPEN) {
+        let start = from + pos + OPEN.len();
+        // `[[simple` is prose, not a directive.
+        if matches!(body.get(start), Some(b' ' | b']')) {
+            let Some(len) = position(&body[start..], CLOSE) else {
+                return Err(err("sim", "directive is not closed with `]]`"));
+            };
+            return std::str::from_utf8(&body[start..start + len])
+                .map(Some)
+                .map_err(|_| err("sim", "directive is not UTF-8"));
+        }
+        from = start;
+    }
+    Ok(None)
+}
+
+fn position(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn apply(d: &mut Directive, key: &str, value: &str) -> Result<(), DirectiveError> {
+    let slot_u64 = |slot: &mut Option<u64>, max: u64| -> Result<(), DirectiveError> {
+        let n: u64 = value
+            .parse()
+            .map_err(|_| err(key, &format!("`{value}` is not a non-negative integer")))?;
+        if n > max {
+            return Err(err(key, &format!("{n} is more than {max}")));
+        }
+        set(slot, n, key)
+    };
+    match key {
+        "input" => slot_u64(&mut d.input, u64::MAX),
+        "output" => slot_u64(&mut d.output, u64::MAX),
+        "cache_read" => slot_u64(&mut d.cache_read, u64::MAX),
+        "cache_write" => slot_u64(&mut d.cache_write, u64::MAX),
+        "cache_write_1h" => slot_u64(&mut d.cache_write_1h, u64::MAX),
+        "after" => slot_u64(&mut d.after, MAX_CHUNKS),
+        "chunks" => slot_u64(&mut d.chunks, MAX_CHUNKS),
+        "delay_ms" => slot_u64(&mut d.delay_ms, MAX_MS),
+        "ttft_ms" => slot_u64(&mut d.ttft_ms, MAX_MS),
+        "gap_ms" => slot_u64(&mut d.gap_ms, MAX_MS),
+        "tier" => {
+            let tier = one_of(key, value, &TIERS)?;
+            set(&mut d.tier, tier, key)
+        }
+        "exception" => {
+            let exception = one_of(key, value, &EXCEPTIONS)?;
+            set(&mut d.exception, exception, key)
+        }
+        "fault" => {
+            let fault = match value {
+                "throttle" => Fault::Throttle,
+                "validation" => Fault::Validation,
+                "unknown_model" => Fault::UnknownModel,
+                "internal" => Fault::Internal,
+                "unavailable" => Fault::Unavailable,
+                "model_error" => Fault::ModelError,
+                "timeout" => Fault::Timeout,
+                "malformed" => Fault::Malformed,
+                "drop" => Fault::Drop,
+                "midstream" => Fault::Midstream,
+                _ => return Err(err(key, &format!("unknown fault `{value}`"))),
+            };
+            set(&mut d.fault, fault, key)
+        }
+        _ => Err(err(key, "unknown key")),
+    }
+}
+
+fn set<T>(slot: &mut Option<T>, value: T, key: &str) -> Result<(), DirectiveError> {
+    if slot.is_some() {
+        return Err(err(key, "given twice"));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+fn one_of(
+    key: &str,
+    value: &str,
+    allowed: &[&'static str],
+) -> Result<&'static str, DirectiveError> {
+    allowed
+        .iter()
+        .copied()
+        .find(|a| *a == value)
+        .ok_or_else(|| {
+            err(
+                key,
+                &format!("`{value}` is not one of {}", allowed.join("|")),
+            )
+        })
+}
+
+fn err(key: &str, reason: &str) -> DirectiveError {
+    DirectiveError {
+        key: key.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_directive_is_all_defaults() {
+        let d = parse(br#"{"messages":[{"content":[{"text":"hello [[simple]]"}]}]}"#).unwrap();
+        assert_eq!(d, Directive::default());
+        assert_eq!(d.chunks(), 4);
+        assert_eq!(d.after(), 1);
+        assert_eq!(d.delay(), Duration::ZERO);
+    }
+
+    #[test]
+    fn all_keys() {
+        let body = br#"{"text":"x [[sim input=10 output=20 cache_read=3 cache_write=7 cache_write_1h=2 tier=priority fault=midstream exception=throttlingException after=2 delay_ms=5 ttft_ms=6 gap_ms=7 chunks=9]] y"}"#;
+        let d = parse(body).unwrap();
+        assert_eq!(
+            d,
+            Directive {
+                input: Some(10),
+                output: Some(20),
+                cache_read: Some(3),
+                cache_write: Some(7),
+                cache_write_1h: Some(2),
+                tier: Some("priority"),
+                fault: Some(Fault::Midstream),
+                exception: Some("throttlingException"),
+                after: Some(2),
+                delay_ms: Some(5),
+                ttft_ms: Some(6),
+                gap_ms: Some(7),
+                chunks: Some(9),
+            }
+        );
+        assert_eq!(d.gap(), Duration::from_millis(7));
+    }
+
+    #[test]
+    fn empty_directive_and_first_wins() {
+        assert_eq!(parse(b"[[sim]]").unwrap(), Directive::default());
+        let d = parse(b"[[sim output=1]] [[sim output=2]]").unwrap();
+        assert_eq!(d.output, Some(1));
+    }
+
+    #[test]
+    fn after_is_clamped_to_chunks() {
+        let d = parse(b"[[sim chunks=2 after=5]]").unwrap();
+        assert_eq!(d.after(), 2);
+    }
+
+    #[test]
+    fn every_fault_name() {
+        for (name, fault) in [
+            ("throttle", Fault::Throttle),
+            ("validation", Fault::Validation),
+            ("unknown_model", Fault::UnknownModel),
+            ("internal", Fault::Internal),
+            ("unavailable", Fault::Unavailable),
+            ("model_error", Fault::ModelError),
+            ("timeout", Fault::Timeout),
+            ("malformed", Fault::Malformed),
+            ("drop", Fault::Drop),
+            ("midstream", Fault::Midstream),
+        ] {
+            let d = parse(format!("[[sim fault={name}]]").as_bytes()).unwrap();
+            assert_eq!(d.fault, Some(fault), "{name}");
+        }
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases: [(&[u8], &str); 10] = [
+            (b"[[sim input=abc]]", "input"),
+            (b"[[sim output=-1]]", "output"),
+            (b"[[sim bogus=1]]", "bogus"),
+            (b"[[sim fault=explode]]", "fault"),
+            (b"[[sim tier=gold]]", "tier"),
+            (b"[[sim exception=nope]]", "exception"),
+            (b"[[sim lonely]]", "lonely"),
+            (b"[[sim input=1 input=2]]", "input"),
+            (b"[[sim input=1", "sim"),
+            (b"[[sim cache_write=1 cache_write_1h=2]]", "cache_write_1h"),
+        ];
+        for (body, key) in cases {
+            let e = parse(body).unwrap_err();
+            assert_eq!(e.key, key, "{}", String::from_utf8_lossy(body));
+            assert!(e.to_string().contains(&format!("`{key}`")), "{e}");
+        }
+        assert_eq!(
+            parse(b"[[sim chunks=100001]]").unwrap_err().to_string(),
+            "invalid simulator directive key `chunks`: 100001 is more than 100000"
+        );
+        assert_eq!(
+            parse(b"[[sim delay_ms=86400001]]").unwrap_err().key,
+            "delay_ms"
+        );
+    }
+
+    #[test]
+    fn binary_bodies_are_fine() {
+        let mut body = vec![0xff, 0x00, 0xfe];
+        body.extend_from_slice(b"[[sim output=3]]");
+        body.push(0x80);
+        assert_eq!(parse(&body).unwrap().output, Some(3));
+        assert_eq!(parse(&[0xff; 10]).unwrap(), Directive::default());
+        assert_eq!(parse(b"[[sim input=\xff]]").unwrap_err().key, "sim");
+    }
+}

@@ -1,0 +1,289 @@
+//! Built-in Bedrock Runtime simulator: answers the Runtime operations with deterministic usage,
+//! pacing and injectable faults, chosen per request by a `[[sim ...]]` directive in the body,
+//! and keeps the ground truth (what it reported) for tests to compare the meter against.
+//!
+//! Directive keys: `input output cache_read cache_write cache_write_1h` (usage), `tier`,
+//! `fault=throttle|validation|unknown_model|internal|unavailable|model_error|timeout|malformed|
+//! drop|midstream`, `exception` (the mid-stream exception type), `after` (content frames before
+//! a stream fault), `delay_ms ttft_ms gap_ms chunks` (pacing). See `directives.rs`.
+
+mod auth;
+mod body;
+mod call;
+mod converse;
+mod directives;
+mod eventstream;
+mod faults;
+mod invoke;
+mod stats;
+mod usage;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aws_credential_types::Credentials;
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use self::body::SimBody;
+pub use self::stats::{SeenRequest, SimStats};
+
+use self::call::Call;
+use self::faults::{bedrock_error, coral_error};
+use self::stats::Recorder;
+use self::usage::Usage;
+use crate::route::{Operation, Route, route};
+
+/// Larger bodies than any Bedrock operation accepts are refused rather than buffered.
+const MAX_BODY: usize = 64 * 1024 * 1024;
+const TIER_HEADER: &str = "x-amzn-bedrock-service-tier";
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-amzn-requestid");
+
+#[derive(Clone, Debug)]
+pub struct SimulatorConfig {
+    /// Tests use `127.0.0.1:0`.
+    pub listen: SocketAddr,
+    /// When set, every request must carry a valid SigV4 signature by these credentials
+    /// (service `bedrock`, any region, ±15 minutes), as Bedrock would insist.
+    pub expect_credentials: Option<Credentials>,
+}
+
+impl Default for SimulatorConfig {
+    fn default() -> Self {
+        SimulatorConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            expect_credentials: None,
+        }
+    }
+}
+
+/// A running simulator; dropping it stops accepting connections.
+pub struct Simulator {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    recorder: Arc<Recorder>,
+    expect_credentials: Option<Credentials>,
+    requests: AtomicU64,
+}
+
+impl Simulator {
+    /// Binds `config.listen` and serves in the background of the current Tokio runtime.
+    pub async fn start(config: SimulatorConfig) -> std::io::Result<Simulator> {
+        let listener = TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            recorder: Arc::new(Recorder::default()),
+            expect_credentials: config.expect_credentials,
+            requests: AtomicU64::new(0),
+        });
+        let shutdown = CancellationToken::new();
+        let handler_shared = shared.clone();
+        let handler = move |req: Request<Incoming>, _peer: SocketAddr| {
+            let shared = handler_shared.clone();
+            async move { handle(shared, req).await }
+        };
+        tokio::spawn(crate::listener::serve(listener, handler, shutdown.clone()));
+        Ok(Simulator {
+            addr,
+            shutdown,
+            shared,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://IP:PORT`, for an SDK's endpoint URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn stats(&self) -> SimStats {
+        self.shared.recorder.snapshot()
+    }
+
+    /// Stops accepting connections; open ones get to finish.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// For the CLI: serves on `listen` until Ctrl-C.
+pub async fn run(listen: SocketAddr) -> std::io::Result<()> {
+    let sim = Simulator::start(SimulatorConfig {
+        listen,
+        expect_credentials: None,
+    })
+    .await?;
+    tracing::info!(url = %sim.url(), "Bedrock Runtime simulator listening");
+    tokio::signal::ctrl_c().await?;
+    sim.shutdown();
+    Ok(())
+}
+
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<SimBody> {
+    let seq = shared.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    let (parts, body) = req.into_parts();
+    let route = route(&parts.method, parts.uri.path());
+    let operation = route.as_ref().map_or("Unknown", |r| r.operation.as_str());
+    let body = Limited::new(body, MAX_BODY)
+        .collect()
+        .await
+        .map(|c| c.to_bytes());
+    let body_len = body.as_ref().map_or(0, Bytes::len);
+    shared.recorder.request(operation, seen(&parts, body_len));
+
+    let mut response = match body {
+        Ok(body) => respond(&shared, &parts, body, route, seq).await,
+        Err(e) => bedrock_error(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            &format!("The request body could not be read: {e}"),
+        ),
+    };
+    if let Ok(id) = HeaderValue::from_str(&request_id(seq)) {
+        response.headers_mut().insert(REQUEST_ID, id);
+    }
+    response
+}
+
+async fn respond(
+    shared: &Shared,
+    parts: &Parts,
+    body: Bytes,
+    route: Option<Route>,
+    seq: u64,
+) -> Response<SimBody> {
+    if let Some(expected) = &shared.expect_credentials {
+        let verdict = auth::check(parts, &body, expected);
+        shared.recorder.signature(verdict.is_ok());
+        if let Err(rejection) = verdict {
+            return rejection.into_response();
+        }
+    }
+    let Some(route) = route else {
+        return coral_error(
+            StatusCode::NOT_FOUND,
+            "UnknownOperationException",
+            "The requested operation is not recognized by the service.",
+        );
+    };
+    let directive = match directives::parse(&body) {
+        Ok(d) => d,
+        Err(e) => return faults::validation(&e.to_string()),
+    };
+    let delay = directive.delay();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    if let Some(response) = directive
+        .fault
+        .and_then(|f| faults::before_answer(f, route.operation.is_stream()))
+    {
+        return response;
+    }
+
+    let call = Call {
+        model: route.model_id.unwrap_or_default(),
+        usage: Usage::plan(&directive, body.len()),
+        tier: tier(directive.tier, parts, &body, route.operation),
+        directive,
+        seq,
+        recorder: shared.recorder.clone(),
+    };
+    let answer = match route.operation {
+        Operation::Converse => Ok(converse::converse(&call)),
+        Operation::ConverseStream => converse::converse_stream(&call),
+        Operation::InvokeModel => Ok(invoke::invoke(&call)),
+        Operation::InvokeModelWithResponseStream => invoke::invoke_stream(&call),
+        Operation::CountTokens => Ok(invoke::count_tokens(&call)),
+        Operation::ApplyGuardrail => Ok(invoke::apply_guardrail()),
+        Operation::Other => Ok(converse::json_response(&json!({}))),
+    };
+    answer.unwrap_or_else(|e| {
+        bedrock_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerException",
+            &format!("The simulator could not encode its event stream: {e}"),
+        )
+    })
+}
+
+/// The tier to echo: the directive's, else the one the request asked for (a header for
+/// InvokeModel, `serviceTier.type` in the body for Converse).
+fn tier(
+    directive: Option<&'static str>,
+    parts: &Parts,
+    body: &[u8],
+    operation: Operation,
+) -> Option<String> {
+    if let Some(t) = directive {
+        return Some(t.to_owned());
+    }
+    let plausible = |t: &str| {
+        !t.is_empty()
+            && t.len() <= 32
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    if let Some(t) = parts.headers.get(TIER_HEADER).and_then(|v| v.to_str().ok())
+        && plausible(t)
+    {
+        return Some(t.to_owned());
+    }
+    let converse = matches!(operation, Operation::Converse | Operation::ConverseStream);
+    // Only parse bodies that can hold the field: benchmarks push large prompts through here.
+    if !converse || !body.windows(11).any(|w| w == b"serviceTier") {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let t = value.get("serviceTier")?.get("type")?.as_str()?;
+    plausible(t).then(|| t.to_owned())
+}
+
+fn seen(parts: &Parts, body_len: usize) -> SeenRequest {
+    SeenRequest {
+        method: parts.method.to_string(),
+        path: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned()),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body_len,
+    }
+}
+
+/// UUID-shaped and unique per simulator, like Bedrock's, but reproducible.
+fn request_id(seq: u64) -> String {
+    format!("00000000-0000-4000-8000-{seq:012x}")
+}

@@ -1,0 +1,139 @@
+//! The token usage a simulated answer reports, rendered in each of the shapes Bedrock uses
+//! (Converse `usage`, Anthropic `usage`, `amazon-bedrock-invocationMetrics`).
+
+use serde_json::{Map, Value, json};
+
+use super::directives::Directive;
+
+/// Output tokens reported when the directive does not say.
+const DEFAULT_OUTPUT: u64 = 25;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Usage {
+    pub input: u64,
+    pub output: u64,
+    pub cache_read: u64,
+    pub cache_write: u64,
+    /// Of `cache_write`, how many were written with the one-hour TTL.
+    pub cache_write_1h: u64,
+}
+
+impl Usage {
+    /// The directive's numbers, else a rough four-bytes-per-token estimate of the body.
+    pub fn plan(d: &Directive, body_len: usize) -> Usage {
+        let estimate = (body_len as u64).div_ceil(4).max(1);
+        Usage {
+            input: d.input.unwrap_or(estimate),
+            output: d.output.unwrap_or(DEFAULT_OUTPUT),
+            cache_read: d.cache_read.unwrap_or(0),
+            cache_write: d.cache_write.unwrap_or(0),
+            cache_write_1h: d.cache_write_1h.unwrap_or(0),
+        }
+    }
+
+    /// Bedrock's `totalTokens` counts cache reads and writes as well.
+    pub fn total(&self) -> u64 {
+        self.input
+            .saturating_add(self.output)
+            .saturating_add(self.cache_read)
+            .saturating_add(self.cache_write)
+    }
+
+    /// Converse / ConverseStream `usage`: cache fields only when caching happened.
+    pub fn converse_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("inputTokens".into(), self.input.into());
+        m.insert("outputTokens".into(), self.output.into());
+        m.insert("totalTokens".into(), self.total().into());
+        if self.cache_read > 0 {
+            m.insert("cacheReadInputTokens".into(), self.cache_read.into());
+        }
+        if self.cache_write > 0 {
+            m.insert("cacheWriteInputTokens".into(), self.cache_write.into());
+            let five_minutes = self.cache_write.saturating_sub(self.cache_write_1h);
+            let details: Vec<Value> = [("5m", five_minutes), ("1h", self.cache_write_1h)]
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(ttl, n)| json!({"ttl": ttl, "inputTokens": n}))
+                .collect();
+            m.insert("cacheDetails".into(), Value::Array(details));
+        }
+        Value::Object(m)
+    }
+
+    /// Anthropic Messages `usage`, which always carries both cache counters.
+    pub fn anthropic_json(&self, output: u64) -> Value {
+        json!({
+            "input_tokens": self.input,
+            "cache_creation_input_tokens": self.cache_write,
+            "cache_read_input_tokens": self.cache_read,
+            "output_tokens": output,
+        })
+    }
+
+    /// What InvokeModelWithResponseStream puts in the decoded JSON of its last chunk.
+    pub fn invocation_metrics_json(&self, latency_ms: u64, first_byte_ms: u64) -> Value {
+        json!({
+            "inputTokenCount": self.input,
+            "outputTokenCount": self.output,
+            "invocationLatency": latency_ms,
+            "firstByteLatency": first_byte_ms,
+            "cacheReadInputTokenCount": self.cache_read,
+            "cacheWriteInputTokenCount": self.cache_write,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simulator::directives::parse;
+
+    #[test]
+    fn defaults_estimate_input_from_body_length() {
+        let d = Directive::default();
+        assert_eq!(Usage::plan(&d, 0).input, 1);
+        assert_eq!(Usage::plan(&d, 8).input, 2);
+        assert_eq!(Usage::plan(&d, 9).input, 3);
+        assert_eq!(Usage::plan(&d, 9).output, 25);
+        assert_eq!(Usage::plan(&d, 9).cache_read, 0);
+    }
+
+    #[test]
+    fn converse_usage_without_cache() {
+        let u = Usage::plan(&parse(b"[[sim input=10 output=5]]").unwrap(), 999);
+        assert_eq!(
+            u.converse_json(),
+            json!({"inputTokens": 10, "outputTokens": 5, "totalTokens": 15})
+        );
+    }
+
+    #[test]
+    fn converse_usage_with_cache_details() {
+        let d = parse(b"[[sim input=10 output=5 cache_read=100 cache_write=30 cache_write_1h=12]]")
+            .unwrap();
+        let u = Usage::plan(&d, 0);
+        assert_eq!(
+            u.converse_json(),
+            json!({
+                "inputTokens": 10, "outputTokens": 5, "totalTokens": 145,
+                "cacheReadInputTokens": 100, "cacheWriteInputTokens": 30,
+                "cacheDetails": [{"ttl": "5m", "inputTokens": 18}, {"ttl": "1h", "inputTokens": 12}],
+            })
+        );
+        let only_1h = Usage::plan(
+            &parse(b"[[sim cache_write=4 cache_write_1h=4]]").unwrap(),
+            0,
+        );
+        assert_eq!(
+            only_1h.converse_json()["cacheDetails"],
+            json!([{"ttl": "1h", "inputTokens": 4}])
+        );
+    }
+
+    #[test]
+    fn totals_saturate() {
+        let d = parse(b"[[sim input=18446744073709551615 output=1]]").unwrap();
+        assert_eq!(Usage::plan(&d, 0).total(), u64::MAX);
+    }
+}

@@ -1,0 +1,178 @@
+//! Test fixtures: the simulator and the proxy on loopback port 0, a real
+//! `aws-sdk-bedrockruntime` client pointed at the proxy, and a `/metrics` scraper.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_sdk_bedrockruntime::config::{AppName, BehaviorVersion, Region};
+use aws_sdk_bedrockruntime::types::{ContentBlock, ConversationRole, Message};
+use aws_sdk_bedrockruntime::Client;
+use bedrock_meter::forward::upstream::Upstream;
+use bedrock_meter::pricing::RateCard;
+use bedrock_meter::scrape::{self, Sample};
+use bedrock_meter::server::{self, ProxyConfig, Running};
+use bedrock_meter::simulator::{Simulator, SimulatorConfig};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::rt::TokioExecutor;
+
+/// The proxy's own (fake) AWS credentials; the simulator checks every forwarded request is
+/// signed with them.
+pub fn proxy_credentials() -> Credentials {
+    Credentials::new("AKIDPROXYTEST", "proxy-secret-key", None, None, "test")
+}
+
+/// What the client signs with (open mode: the proxy strips it and re-signs).
+pub fn client_credentials() -> Credentials {
+    Credentials::new("AKIDCLIENTTEST", "client-secret-key", None, None, "test")
+}
+
+pub fn shipped_card() -> RateCard {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("rates/bedrock.toml");
+    RateCard::load(&path).unwrap().card
+}
+
+pub struct Harness {
+    pub simulator: Simulator,
+    pub proxy: Running,
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts the simulator and a proxy in front of it; `tweak` adjusts the proxy config.
+    pub async fn start_with(tweak: impl FnOnce(&mut ProxyConfig)) -> Harness {
+        let simulator = Simulator::start(SimulatorConfig {
+            listen: loopback(),
+            expect_credentials: Some(proxy_credentials()),
+        })
+        .await
+        .unwrap();
+        let proxy = start_proxy(&simulator.url(), tweak).await;
+        Harness { simulator, proxy }
+    }
+
+    pub fn client(&self, app: &str) -> Client {
+        sdk_client(&self.proxy.url(), Some(app))
+    }
+
+    pub async fn metrics(&self) -> Metrics {
+        scrape_metrics(&self.proxy).await
+    }
+}
+
+pub fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+pub async fn start_proxy(upstream: &str, tweak: impl FnOnce(&mut ProxyConfig)) -> Running {
+    let mut config = ProxyConfig::new(
+        shipped_card(),
+        SharedCredentialsProvider::new(proxy_credentials()),
+        Upstream::parse(Some(upstream)).unwrap(),
+    );
+    config.listen = loopback();
+    config.admin_listen = loopback();
+    tweak(&mut config);
+    server::start(config).await.unwrap()
+}
+
+/// A real SDK client for `endpoint`, retries off so each call is exactly one request.
+pub fn sdk_client(endpoint: &str, app: Option<&str>) -> Client {
+    let mut config = aws_sdk_bedrockruntime::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(client_credentials())
+        .retry_config(aws_sdk_bedrockruntime::config::retry::RetryConfig::disabled())
+        .timeout_config(
+            aws_sdk_bedrockruntime::config::timeout::TimeoutConfig::builder()
+                .operation_timeout(Duration::from_secs(30))
+                .build(),
+        );
+    if let Some(app) = app {
+        config = config.app_name(AppName::new(app.to_owned()).unwrap());
+    }
+    Client::from_conf(config.build())
+}
+
+pub fn user_message(text: &str) -> Message {
+    Message::builder()
+        .role(ConversationRole::User)
+        .content(ContentBlock::Text(text.to_owned()))
+        .build()
+        .unwrap()
+}
+
+pub struct Metrics(pub Vec<Sample>);
+
+impl Metrics {
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        scrape::sum(&self.0, name, labels)
+    }
+
+    pub fn tokens(&self, app: &str, model: &str, kind: &str) -> u64 {
+        self.value(
+            "bedrock_tokens_total",
+            &[("app", app), ("model", model), ("type", kind)],
+        ) as u64
+    }
+
+    /// Cost in pico-dollars (1e-12 USD), rounded from the exported USD value.
+    pub fn cost_pico(&self, app: &str, model: &str, kind: &str) -> u64 {
+        let usd = self.value(
+            "bedrock_cost_usd_total",
+            &[("app", app), ("model", model), ("type", kind)],
+        );
+        (usd * 1e12).round() as u64
+    }
+
+    pub fn has(&self, name: &str, labels: &[(&str, &str)]) -> bool {
+        self.0.iter().any(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+    }
+
+    pub fn requests(&self, labels: &[(&str, &str)]) -> u64 {
+        self.value("bedrock_requests_total", labels) as u64
+    }
+}
+
+pub async fn scrape_metrics(proxy: &Running) -> Metrics {
+    let (status, _, body) = http_get(&format!("{}/metrics", proxy.admin_url())).await;
+    assert_eq!(status, 200);
+    Metrics(scrape::parse(std::str::from_utf8(&body).unwrap()))
+}
+
+/// A plain HTTP/1.1 request; returns status, headers and body.
+pub async fn http_request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> (u16, http::HeaderMap, Bytes) {
+    let client: HttpClient<_, Full<Bytes>> =
+        HttpClient::builder(TokioExecutor::new()).build_http();
+    let mut req = http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = client.request(req.body(Full::new(body)).unwrap()).await.unwrap();
+    let status = resp.status().as_u16();
+    let (parts, body) = resp.into_parts();
+    (status, parts.headers, body.collect().await.unwrap().to_bytes())
+}
+
+pub async fn http_get(url: &str) -> (u16, http::HeaderMap, Bytes) {
+    http_request("GET", url, &[], Bytes::new()).await
+}
