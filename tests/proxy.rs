@@ -40,18 +40,56 @@ async fn converse_is_metered_and_priced_exactly() {
     assert_eq!(m.tokens("checkout", NOVA_MICRO, "output"), 200);
     assert_eq!(m.tokens("checkout", NOVA_MICRO, "cache_read"), 0);
     // Nova Micro: $0.035 / $0.14 per 1M tokens.
-    assert_eq!(m.cost_pico("checkout", NOVA_MICRO, "input"), pico(1000, 35_000));
-    assert_eq!(m.cost_pico("checkout", NOVA_MICRO, "output"), pico(200, 140_000));
     assert_eq!(
-        m.requests(&[("app", "checkout"), ("model", NOVA_MICRO), ("operation", "Converse"), ("status", "200")]),
+        m.cost_pico("checkout", NOVA_MICRO, "input"),
+        pico(1000, 35_000)
+    );
+    assert_eq!(
+        m.cost_pico("checkout", NOVA_MICRO, "output"),
+        pico(200, 140_000)
+    );
+    assert_eq!(
+        m.requests(&[
+            ("app", "checkout"),
+            ("model", NOVA_MICRO),
+            ("operation", "Converse"),
+            ("status", "200")
+        ]),
         1
     );
-    assert_eq!(m.value("bedrock_output_tokens_sum", &[("app", "checkout"), ("model", NOVA_MICRO)]), 200.0);
-    assert_eq!(m.value("bedrock_output_tokens_count", &[("app", "checkout"), ("model", NOVA_MICRO)]), 1.0);
-    assert_eq!(m.value("bedrock_input_tokens_sum", &[("app", "checkout"), ("model", NOVA_MICRO)]), 1000.0);
+    assert_eq!(
+        m.value(
+            "bedrock_output_tokens_sum",
+            &[("app", "checkout"), ("model", NOVA_MICRO)]
+        ),
+        200.0
+    );
+    assert_eq!(
+        m.value(
+            "bedrock_output_tokens_count",
+            &[("app", "checkout"), ("model", NOVA_MICRO)]
+        ),
+        1.0
+    );
+    assert_eq!(
+        m.value(
+            "bedrock_input_tokens_sum",
+            &[("app", "checkout"), ("model", NOVA_MICRO)]
+        ),
+        1000.0
+    );
     assert_eq!(m.value("bedrock_in_flight_requests", &[]), 0.0);
-    assert_eq!(m.value("bedrock_rate_card_info", &[("version", "2026-11")]), 1.0);
-    assert_eq!(m.value("bedrock_proxy_overhead_seconds_count", &[("operation", "Converse")]), 1.0);
+    assert_eq!(
+        m.value("bedrock_rate_card_info", &[("version", "2026-11")]),
+        1.0
+    );
+    assert_eq!(
+        m.value(
+            "bedrock_proxy_overhead_seconds_count",
+            &[("operation", "Converse")]
+        ),
+        1.0
+    );
     assert_eq!(m.value("bedrock_unpriced_requests_total", &[]), 0.0);
 }
 
@@ -75,8 +113,14 @@ async fn profiles_and_arns_are_priced_by_their_model() {
     // Sonnet 4.5: geographic profiles 1.1× the global list price ($3.30/$16.50 vs $3/$15).
     assert_eq!(m.cost_pico("search", &us, "input"), pico(10_000, 3_300_000));
     assert_eq!(m.cost_pico("search", &us, "output"), pico(1000, 16_500_000));
-    assert_eq!(m.cost_pico("search", &global, "input"), pico(10_000, 3_000_000));
-    assert_eq!(m.cost_pico("search", &global, "output"), pico(1000, 15_000_000));
+    assert_eq!(
+        m.cost_pico("search", &global, "input"),
+        pico(10_000, 3_000_000)
+    );
+    assert_eq!(
+        m.cost_pico("search", &global, "output"),
+        pico(1000, 15_000_000)
+    );
     // The ARN is the label as called, priced as Claude 3 Haiku ($0.25/$1.25).
     assert_eq!(m.tokens("search", &arn, "input"), 10_000);
     assert_eq!(m.cost_pico("search", &arn, "input"), pico(10_000, 250_000));
@@ -91,7 +135,9 @@ async fn cache_tokens_are_metered_and_priced() {
         .client("support")
         .converse()
         .model_id(&model)
-        .messages(user_message("[[sim input=300 output=40 cache_read=2000 cache_write=500]]"))
+        .messages(user_message(
+            "[[sim input=300 output=40 cache_read=2000 cache_write=500]]",
+        ))
         .send()
         .await
         .unwrap();
@@ -99,11 +145,23 @@ async fn cache_tokens_are_metered_and_priced() {
     let m = h.metrics().await;
     assert_eq!(m.tokens("support", &model, "cache_read"), 2000);
     assert_eq!(m.tokens("support", &model, "cache_write"), 500);
-    assert_eq!(m.cost_pico("support", &model, "cache_read"), pico(2000, 330_000));
-    assert_eq!(m.cost_pico("support", &model, "cache_write"), pico(500, 4_125_000));
-    assert_eq!(m.cost_pico("support", &model, "input"), pico(300, 3_300_000));
+    assert_eq!(
+        m.cost_pico("support", &model, "cache_read"),
+        pico(2000, 330_000)
+    );
+    assert_eq!(
+        m.cost_pico("support", &model, "cache_write"),
+        pico(500, 4_125_000)
+    );
+    assert_eq!(
+        m.cost_pico("support", &model, "input"),
+        pico(300, 3_300_000)
+    );
     // The per-request input histogram counts cache tokens too.
-    assert_eq!(m.value("bedrock_input_tokens_sum", &[("app", "support")]), 2800.0);
+    assert_eq!(
+        m.value("bedrock_input_tokens_sum", &[("app", "support")]),
+        2800.0
+    );
 }
 
 #[tokio::test]
@@ -130,7 +188,10 @@ async fn invoke_model_is_metered_from_headers() {
     assert_eq!(m.tokens("batch", HAIKU_3, "output"), 54);
     assert_eq!(m.cost_pico("batch", HAIKU_3, "input"), pico(321, 250_000));
     assert_eq!(m.cost_pico("batch", HAIKU_3, "output"), pico(54, 1_250_000));
-    assert_eq!(m.requests(&[("operation", "InvokeModel"), ("status", "200")]), 1);
+    assert_eq!(
+        m.requests(&[("operation", "InvokeModel"), ("status", "200")]),
+        1
+    );
 }
 
 #[tokio::test]
@@ -147,7 +208,10 @@ async fn unpriced_model_is_metered_in_tokens_and_counted() {
     let m = h.metrics().await;
     assert_eq!(m.tokens("lab", model, "input"), 77);
     assert_eq!(m.tokens("lab", model, "output"), 11);
-    assert_eq!(m.value("bedrock_unpriced_requests_total", &[("model", model)]), 1.0);
+    assert_eq!(
+        m.value("bedrock_unpriced_requests_total", &[("model", model)]),
+        1.0
+    );
     // Never priced at zero: no cost series at all.
     assert!(!m.has("bedrock_cost_usd_total", &[("model", model)]));
 }
@@ -165,7 +229,10 @@ async fn upstream_errors_pass_through_and_are_counted() {
         .unwrap_err();
     let err = err.into_service_error();
     assert!(err.is_throttling_exception(), "{err:?}");
-    assert_eq!(err.message(), Some("Too many requests, please wait before trying again."));
+    assert_eq!(
+        err.message(),
+        Some("Too many requests, please wait before trying again.")
+    );
 
     // A model Bedrock rejects never becomes a label of its own.
     let err = h
@@ -181,7 +248,11 @@ async fn upstream_errors_pass_through_and_are_counted() {
 
     let m = h.metrics().await;
     assert_eq!(
-        m.requests(&[("app", "checkout"), ("model", NOVA_MICRO), ("status", "429")]),
+        m.requests(&[
+            ("app", "checkout"),
+            ("model", NOVA_MICRO),
+            ("status", "429")
+        ]),
         1
     );
     assert_eq!(m.requests(&[("model", "unverified"), ("status", "400")]), 1);
@@ -210,7 +281,14 @@ async fn unreachable_upstream_is_a_502_the_sdk_decodes() {
     assert!(err.is_internal_server_exception(), "{err:?}");
     assert!(err.message().unwrap().contains("unreachable"), "{err:?}");
     let m = scrape_metrics(&proxy).await;
-    assert_eq!(m.requests(&[("app", "checkout"), ("model", NOVA_MICRO), ("status", "502")]), 1);
+    assert_eq!(
+        m.requests(&[
+            ("app", "checkout"),
+            ("model", NOVA_MICRO),
+            ("status", "502")
+        ]),
+        1
+    );
     assert_eq!(m.value("bedrock_in_flight_requests", &[]), 0.0);
 }
 
@@ -244,7 +322,12 @@ async fn unknown_path_is_404_and_never_forwarded() {
     assert_eq!(status, 404);
     assert_eq!(headers["x-amzn-errortype"], "UnknownOperationException");
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert!(body["message"].as_str().unwrap().contains("/foundation-models/x"));
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("/foundation-models/x")
+    );
     assert_eq!(body.as_object().unwrap().len(), 1);
     assert_eq!(h.simulator.stats().requests, 0);
     let m = h.metrics().await;
@@ -293,12 +376,23 @@ async fn forwarded_requests_are_signed_with_the_proxy_credentials() {
     assert!(auth.contains("Credential=AKIDPROXYTEST/"), "{auth}");
     assert!(auth.contains("/us-east-1/bedrock/aws4_request"), "{auth}");
     // The model id label stays percent-encoded on the wire.
-    assert!(seen.path.contains("us.anthropic.claude-sonnet-4-5-20250929-v1%3A0"), "{}", seen.path);
+    assert!(
+        seen.path
+            .contains("us.anthropic.claude-sonnet-4-5-20250929-v1%3A0"),
+        "{}",
+        seen.path
+    );
 
     // A proxy holding other credentials is refused by the upstream, and the 403 passes through.
     let wrong = start_proxy(&h.simulator.url(), |c| {
         c.credentials = aws_credential_types::provider::SharedCredentialsProvider::new(
-            aws_credential_types::Credentials::new("AKIDPROXYTEST", "not-the-secret", None, None, "t"),
+            aws_credential_types::Credentials::new(
+                "AKIDPROXYTEST",
+                "not-the-secret",
+                None,
+                None,
+                "t",
+            ),
         );
     })
     .await;
@@ -316,13 +410,23 @@ async fn forwarded_requests_are_signed_with_the_proxy_credentials() {
 #[tokio::test]
 async fn app_attribution_falls_back_to_header_then_unknown() {
     let h = Harness::start_with(|c| c.region = Some("us-east-1".into())).await;
-    let path = format!("{}/model/{}/converse", h.proxy.url(), "amazon.nova-micro-v1%3A0");
-    let body = Bytes::from_static(br#"{"messages":[{"role":"user","content":[{"text":"[[sim input=5 output=6]]"}]}]}"#);
+    let path = format!(
+        "{}/model/{}/converse",
+        h.proxy.url(),
+        "amazon.nova-micro-v1%3A0"
+    );
+    let body = Bytes::from_static(
+        br#"{"messages":[{"role":"user","content":[{"text":"[[sim input=5 output=6]]"}]}]}"#,
+    );
     let json = ("content-type", "application/json");
     let calls: [&[(&str, &str)]; 4] = [
         &[json, ("x-bedrock-meter-app", "cron-job")],
         // User-Agent wins over the header; `name` is a separate user-agent token.
-        &[json, ("user-agent", "x app/bad name"), ("x-bedrock-meter-app", "cron-job")],
+        &[
+            json,
+            ("user-agent", "x app/bad name"),
+            ("x-bedrock-meter-app", "cron-job"),
+        ],
         &[json, ("user-agent", "x app/has*star")],
         &[json],
     ];
@@ -340,9 +444,18 @@ async fn app_attribution_falls_back_to_header_then_unknown() {
 #[tokio::test]
 async fn unsigned_request_without_region_is_refused() {
     let h = Harness::start().await;
-    let path = format!("{}/model/{}/converse", h.proxy.url(), "amazon.nova-micro-v1%3A0");
-    let (status, headers, body) =
-        http_request("POST", &path, &[("content-type", "application/json")], Bytes::from_static(b"{}")).await;
+    let path = format!(
+        "{}/model/{}/converse",
+        h.proxy.url(),
+        "amazon.nova-micro-v1%3A0"
+    );
+    let (status, headers, body) = http_request(
+        "POST",
+        &path,
+        &[("content-type", "application/json")],
+        Bytes::from_static(b"{}"),
+    )
+    .await;
     assert_eq!(status, 400);
     assert_eq!(headers["x-amzn-errortype"], "ValidationException");
     assert!(String::from_utf8_lossy(&body).contains("--region"));
@@ -369,7 +482,14 @@ async fn streams_pass_through_and_are_counted() {
     // messageStart, 3 deltas, contentBlockStop, messageStop, metadata.
     assert_eq!(events, 7);
     let m = h.metrics().await;
-    assert_eq!(m.requests(&[("app", "chat"), ("operation", "ConverseStream"), ("status", "200")]), 1);
+    assert_eq!(
+        m.requests(&[
+            ("app", "chat"),
+            ("operation", "ConverseStream"),
+            ("status", "200")
+        ]),
+        1
+    );
     assert_eq!(m.value("bedrock_in_flight_requests", &[]), 0.0);
 }
 

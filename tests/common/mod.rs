@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_sdk_bedrockruntime::Client;
 use aws_sdk_bedrockruntime::config::{AppName, BehaviorVersion, Region};
 use aws_sdk_bedrockruntime::types::{ContentBlock, ConversationRole, Message};
-use aws_sdk_bedrockruntime::Client;
 use bedrock_meter::forward::upstream::Upstream;
 use bedrock_meter::pricing::RateCard;
 use bedrock_meter::scrape::{self, Sample};
@@ -161,16 +161,22 @@ pub async fn http_request(
     headers: &[(&str, &str)],
     body: Bytes,
 ) -> (u16, http::HeaderMap, Bytes) {
-    let client: HttpClient<_, Full<Bytes>> =
-        HttpClient::builder(TokioExecutor::new()).build_http();
+    let client: HttpClient<_, Full<Bytes>> = HttpClient::builder(TokioExecutor::new()).build_http();
     let mut req = http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let resp = client.request(req.body(Full::new(body)).unwrap()).await.unwrap();
+    let resp = client
+        .request(req.body(Full::new(body)).unwrap())
+        .await
+        .unwrap();
     let status = resp.status().as_u16();
     let (parts, body) = resp.into_parts();
-    (status, parts.headers, body.collect().await.unwrap().to_bytes())
+    (
+        status,
+        parts.headers,
+        body.collect().await.unwrap().to_bytes(),
+    )
 }
 
 pub async fn http_get(url: &str) -> (u16, http::HeaderMap, Bytes) {
