@@ -82,7 +82,7 @@ pub struct ServeArgs {
     /// Distinct `model` label values before new ones fold into `other`.
     #[arg(long, env = "BEDROCK_METER_MAX_MODELS", default_value_t = 200)]
     pub max_models: usize,
-    /// Seconds to wait for a TCP/TLS connection to the upstream.
+    /// Seconds to wait for a TCP connection to the upstream.
     #[arg(long, env = "BEDROCK_METER_CONNECT_TIMEOUT", default_value_t = 5.0)]
     pub connect_timeout: f64,
     /// Seconds to wait for the upstream's response headers (non-streaming calls generate the

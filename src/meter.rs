@@ -12,6 +12,7 @@ use crate::labels::{LabelGuard, UNKNOWN_APP};
 use crate::metrics::Metrics;
 use crate::pricing::{ModelPrice, Usage, price};
 use crate::route::Operation;
+use crate::tap::eventstream::{StreamEnd, StreamTap};
 use crate::tap::usage::{self, Missing};
 use crate::tap::{End, Tap};
 
@@ -67,6 +68,17 @@ pub enum Source {
     Known(Result<Usage, Missing>),
     /// In the JSON body (Converse): keep a copy of the body as it passes.
     JsonBody,
+    /// In the last event of an event stream, decoded on the side frame by frame.
+    Stream(Box<StreamTap>),
+}
+
+/// What a stream showed besides its usage.
+#[derive(Default)]
+struct StreamFacts {
+    /// Seconds from the request's arrival to the first event frame.
+    first_event: Option<f64>,
+    /// The `:exception-type` of a modeled exception frame that ended the stream.
+    exception: Option<String>,
 }
 
 impl Pending {
@@ -81,6 +93,15 @@ impl Pending {
 
     /// Records a request that ends here, with no response body to watch.
     pub fn finish(self, status: StatusCode, outcome: Option<Result<Usage, Missing>>) {
+        self.record(status, outcome, StreamFacts::default());
+    }
+
+    fn record(
+        self,
+        status: StatusCode,
+        outcome: Option<Result<Usage, Missing>>,
+        stream: StreamFacts,
+    ) {
         let Pending {
             meter,
             app,
@@ -100,6 +121,12 @@ impl Pending {
             status.as_u16(),
             start.elapsed().as_secs_f64(),
         );
+        if let Some(seconds) = stream.first_event {
+            m.time_to_first_token(&model, op, seconds);
+        }
+        if let Some(exception) = &stream.exception {
+            m.stream_exception(&model, op, exception);
+        }
         match outcome {
             Some(Ok(u)) => {
                 let series = m.series(&app, &model);
@@ -123,6 +150,7 @@ impl Pending {
             source,
             copy: BytesMut::new(),
             too_large: false,
+            first_event: None,
         })
     }
 }
@@ -133,17 +161,26 @@ struct Recorder {
     source: Source,
     copy: BytesMut,
     too_large: bool,
+    first_event: Option<f64>,
 }
 
 impl Tap for Recorder {
     fn on_data(&mut self, chunk: &Bytes) {
-        if let Source::JsonBody = self.source {
-            if self.too_large || self.copy.len() + chunk.len() > MAX_JSON_COPY {
-                self.too_large = true;
-                self.copy = BytesMut::new();
-            } else {
-                self.copy.extend_from_slice(chunk);
+        match &mut self.source {
+            Source::JsonBody => {
+                if self.too_large || self.copy.len() + chunk.len() > MAX_JSON_COPY {
+                    self.too_large = true;
+                    self.copy = BytesMut::new();
+                } else {
+                    self.copy.extend_from_slice(chunk);
+                }
             }
+            Source::Stream(stream) => {
+                if stream.push(chunk) && self.first_event.is_none() {
+                    self.first_event = Some(self.pending.start.elapsed().as_secs_f64());
+                }
+            }
+            Source::None | Source::Known(_) => {}
         }
     }
 
@@ -154,7 +191,12 @@ impl Tap for Recorder {
             source,
             copy,
             too_large,
+            first_event,
         } = *self;
+        let mut facts = StreamFacts {
+            first_event,
+            exception: None,
+        };
         let outcome = match (source, end) {
             (Source::None, _) => None,
             (Source::Known(usage), _) => Some(usage),
@@ -162,7 +204,31 @@ impl Tap for Recorder {
             (Source::JsonBody, End::Complete) => Some(usage::converse(&copy)),
             (Source::JsonBody, End::UpstreamError) => Some(Err(Missing::UpstreamError)),
             (Source::JsonBody, End::ClientGone) => Some(Err(Missing::ClientGone)),
+            (Source::Stream(stream), end) => {
+                Some(stream_outcome(stream.outcome(), end, &mut facts))
+            }
         };
-        pending.finish(status, outcome);
+        pending.record(status, outcome, facts);
+    }
+}
+
+/// A stream's usage, or why there is none. Usage seen before the end is metered whatever cut
+/// the stream; nothing is guessed.
+fn stream_outcome(seen: StreamEnd, end: End, facts: &mut StreamFacts) -> Result<Usage, Missing> {
+    match seen {
+        StreamEnd::Usage(u) => Ok(u),
+        StreamEnd::Exception {
+            exception_type,
+            usage,
+        } => {
+            facts.exception = Some(exception_type);
+            usage.ok_or(Missing::StreamException)
+        }
+        StreamEnd::Undecodable => Err(Missing::Undecodable),
+        StreamEnd::NoUsage => Err(match end {
+            End::Complete => Missing::NoUsage,
+            End::UpstreamError => Missing::UpstreamError,
+            End::ClientGone => Missing::ClientGone,
+        }),
     }
 }

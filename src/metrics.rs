@@ -126,6 +126,7 @@ pub struct Metrics {
     rate_card_info: IntGaugeVec,
     in_flight: Vec<IntGauge>,
     label_overflow: IntCounterVec,
+    stream_exceptions: IntCounterVec,
     series: DashMap<(Arc<str>, Arc<str>), Arc<Series>>,
 }
 
@@ -227,6 +228,11 @@ impl Metrics {
             "Requests whose app or model label was folded into `other` by the series cap.",
             &["label"],
         )?;
+        let stream_exceptions = counter(
+            "bedrock_stream_exceptions_total",
+            "Event streams that ended with a modeled exception frame, by exception type.",
+            &["model", "operation", "type"],
+        )?;
         let overhead = Operation::ALL
             .iter()
             .map(|op| overhead_vec.with_label_values(&[op.as_str()]))
@@ -250,6 +256,7 @@ impl Metrics {
             rate_card_info,
             in_flight,
             label_overflow,
+            stream_exceptions,
             series: DashMap::new(),
         })
     }
@@ -332,6 +339,27 @@ impl Metrics {
 
     pub fn in_flight(&self, op: Operation) -> &IntGauge {
         &self.in_flight[op.index()]
+    }
+
+    /// Counts a stream's exception frame; the type comes from upstream, so only the types
+    /// Bedrock documents become label values.
+    pub fn stream_exception(&self, model: &str, op: Operation, exception_type: &str) {
+        const KNOWN: [&str; 6] = [
+            "internalServerException",
+            "modelStreamErrorException",
+            "validationException",
+            "throttlingException",
+            "serviceUnavailableException",
+            "modelTimeoutException",
+        ];
+        let t = KNOWN
+            .iter()
+            .find(|k| **k == exception_type)
+            .copied()
+            .unwrap_or("other");
+        self.stream_exceptions
+            .with_label_values(&[model, op.as_str(), t])
+            .inc();
     }
 
     pub fn label_overflow(&self, label: &'static str) {

@@ -21,6 +21,7 @@ use crate::pricing::RateCard;
 use crate::route::{Operation, route};
 use crate::sigv4;
 use crate::tap::TapBody;
+use crate::tap::eventstream::{StreamKind, StreamTap};
 use crate::tap::usage;
 
 pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
@@ -128,6 +129,12 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
         match op {
             Operation::Converse => Source::JsonBody,
             Operation::InvokeModel => Source::Known(usage::invoke_headers(&head.headers)),
+            Operation::ConverseStream => {
+                Source::Stream(Box::new(StreamTap::new(StreamKind::ConverseStream)))
+            }
+            Operation::InvokeModelWithResponseStream => Source::Stream(Box::new(StreamTap::new(
+                StreamKind::InvokeModelWithResponseStream,
+            ))),
             _ => Source::None,
         }
     };

@@ -2,6 +2,7 @@
 //! the token usage Bedrock put in it.
 
 pub mod body;
+pub mod eventstream;
 pub mod usage;
 
 pub use body::{End, Tap, TapBody};

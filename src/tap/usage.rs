@@ -22,6 +22,12 @@ pub enum Missing {
     UpstreamError,
     /// The client went away before the end.
     ClientGone,
+    /// An event stream's bytes could not be decoded (bad frame, CRC mismatch, bad payload).
+    Undecodable,
+    /// An event stream ended with a modeled exception frame before its usage.
+    StreamException,
+    /// An event stream ended cleanly without a usage-carrying event.
+    NoUsage,
 }
 
 impl Missing {
@@ -32,6 +38,9 @@ impl Missing {
             Missing::NoHeaders => "no_headers",
             Missing::UpstreamError => "upstream_error",
             Missing::ClientGone => "client_gone",
+            Missing::Undecodable => "undecodable",
+            Missing::StreamException => "stream_exception",
+            Missing::NoUsage => "no_usage",
         }
     }
 }

@@ -1,0 +1,906 @@
+//! Reads token usage out of Bedrock's `application/vnd.amazon.eventstream` response bodies
+//! (ConverseStream, InvokeModelWithResponseStream) while the bytes stream past to the client.
+//!
+//! The proxy forwards every chunk untouched and also shows it to a [`StreamTap`]; the tap keeps
+//! its own copy of at most one incomplete frame, so its memory is bounded by [`MAX_FRAME`].
+
+use std::borrow::Cow;
+
+use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
+use aws_smithy_types::event_stream::Message;
+use base64::Engine as _;
+use base64::engine::GeneralPurpose;
+use base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT;
+use bytes::Bytes;
+use serde::Deserialize;
+
+use crate::pricing::Usage;
+use crate::tap::usage::ConverseUsage;
+
+/// Largest frame the tap accepts. Bedrock's frames are a few KiB; anything bigger is treated as
+/// garbage rather than buffered.
+pub const MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// Total length, headers length, prelude CRC.
+const PRELUDE_LEN: usize = 12;
+/// Prelude plus the trailing message CRC: a frame with no headers and no payload.
+const MIN_FRAME: usize = PRELUDE_LEN + 4;
+/// After one unusually large frame, don't keep its buffer capacity for the rest of the stream.
+const KEEP_CAPACITY: usize = 64 * 1024;
+
+const METRICS_KEY: &[u8] = b"amazon-bedrock-invocationMetrics";
+
+/// Padding is accepted either way: the metrics must not be lost over an encoder's padding choice.
+static BASE64: GeneralPurpose = STANDARD_PAD_INDIFFERENT;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamKind {
+    ConverseStream,
+    InvokeModelWithResponseStream,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// Usage was found (the `metadata` event, or the final chunk's `amazon-bedrock-invocationMetrics`).
+    Usage(Usage),
+    /// A modeled exception frame (`:message-type` = `exception`) arrived; its `:exception-type`, e.g.
+    /// "modelStreamErrorException". Usage seen before it (rare) is kept in `usage`.
+    Exception {
+        exception_type: String,
+        usage: Option<Usage>,
+    },
+    /// No usage and no exception by the end of what was seen.
+    NoUsage,
+    /// The bytes could not be decoded (bad prelude, CRC mismatch, oversized frame, bad JSON/base64 in
+    /// a frame that should carry usage). Decoding stops for good after this; later bytes are ignored.
+    Undecodable,
+}
+
+/// Incremental event-stream reader for one response body.
+pub struct StreamTap {
+    kind: StreamKind,
+    decoder: MessageFrameDecoder,
+    /// Copy of the frame that straddles chunk boundaries; empty between frames.
+    partial: Vec<u8>,
+    /// Reused base64 output for InvokeModel chunks.
+    scratch: Vec<u8>,
+    frames: u64,
+    usage: Option<Usage>,
+    exception: Option<String>,
+    broken: bool,
+}
+
+impl StreamTap {
+    pub fn new(kind: StreamKind) -> Self {
+        StreamTap {
+            kind,
+            decoder: MessageFrameDecoder::new(),
+            partial: Vec::new(),
+            scratch: Vec::new(),
+            frames: 0,
+            usage: None,
+            exception: None,
+            broken: false,
+        }
+    }
+
+    /// Feed the next chunk of the body. Returns true if this chunk completed at least one frame
+    /// that was an event (`:message-type` = `event`) — the meter uses the first such frame for
+    /// time-to-first-token.
+    pub fn push(&mut self, chunk: &Bytes) -> bool {
+        let mut rest: &[u8] = chunk;
+        let mut saw_event = false;
+        while !rest.is_empty() && !self.stopped() {
+            if self.partial.is_empty() {
+                // Whole frames inside the chunk are decoded in place: no copy at all.
+                match prelude(rest) {
+                    Prelude::Bad => {
+                        self.broken = true;
+                        break;
+                    }
+                    Prelude::Frame(len) => {
+                        if let Some((frame, after)) = rest.split_at_checked(len) {
+                            saw_event |= self.frame(frame);
+                            rest = after;
+                            continue;
+                        }
+                    }
+                    Prelude::Short => {}
+                }
+            }
+            // The frame continues past this chunk (or started in an earlier one): copy, but
+            // only up to the end of the current frame, and only once its prelude has vouched
+            // for its length.
+            let want = match prelude(&self.partial) {
+                Prelude::Bad => {
+                    self.broken = true;
+                    break;
+                }
+                Prelude::Short => PRELUDE_LEN,
+                Prelude::Frame(len) => len,
+            };
+            let take = want.saturating_sub(self.partial.len()).min(rest.len());
+            let Some((head, after)) = rest.split_at_checked(take) else {
+                self.broken = true;
+                break;
+            };
+            self.partial.extend_from_slice(head);
+            rest = after;
+            // Judged again at once, so a bad length is known the moment its bytes arrive.
+            match prelude(&self.partial) {
+                Prelude::Bad => self.broken = true,
+                Prelude::Frame(len) if self.partial.len() == len => {
+                    let frame = std::mem::take(&mut self.partial);
+                    saw_event |= self.frame(&frame);
+                    self.partial = frame;
+                    self.partial.clear();
+                    self.partial.shrink_to(KEEP_CAPACITY);
+                }
+                Prelude::Frame(_) | Prelude::Short => {}
+            }
+        }
+        saw_event
+    }
+
+    /// What has been learned so far (call at end of stream, on error or on drop).
+    pub fn outcome(&self) -> StreamEnd {
+        // Usage and exceptions come from frames whose CRC checked out, so they stand even if
+        // bytes after them turned out to be garbage.
+        if let Some(exception_type) = &self.exception {
+            StreamEnd::Exception {
+                exception_type: exception_type.clone(),
+                usage: self.usage,
+            }
+        } else if let Some(usage) = self.usage {
+            StreamEnd::Usage(usage)
+        } else if self.broken {
+            StreamEnd::Undecodable
+        } else {
+            StreamEnd::NoUsage
+        }
+    }
+
+    /// Complete frames decoded.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// An exception ends the stream in the protocol, so nothing after it is read.
+    fn stopped(&self) -> bool {
+        self.broken || self.exception.is_some()
+    }
+
+    /// Handles exactly one frame's bytes; returns whether it was an event.
+    fn frame(&mut self, bytes: &[u8]) -> bool {
+        let message = match self.decoder.decode_frame(bytes) {
+            Ok(DecodedFrame::Complete(message)) => message,
+            // `bytes` holds the whole declared frame, so `Incomplete` means the decoder and the
+            // prelude disagree: as undecodable as a CRC error.
+            Ok(DecodedFrame::Incomplete) | Err(_) => {
+                self.decoder = MessageFrameDecoder::new();
+                self.broken = true;
+                return false;
+            }
+        };
+        self.frames += 1;
+        match header(&message, ":message-type") {
+            Some("event") => {
+                self.event(&message);
+                true
+            }
+            Some("exception") => {
+                self.exception = Some(header_or_unknown(&message, ":exception-type"));
+                false
+            }
+            // Unmodeled errors carry their name in `:error-code` instead.
+            Some("error") => {
+                self.exception = Some(header_or_unknown(&message, ":error-code"));
+                false
+            }
+            _ => false,
+        }
+    }
+
+    fn event(&mut self, message: &Message) {
+        let found = match (self.kind, header(message, ":event-type")) {
+            (StreamKind::ConverseStream, Some("metadata")) => {
+                converse_metadata(message.payload()).map(Some)
+            }
+            (StreamKind::InvokeModelWithResponseStream, Some("chunk")) => {
+                let found = invoke_chunk(message.payload(), &mut self.scratch);
+                self.scratch.clear();
+                self.scratch.shrink_to(KEEP_CAPACITY);
+                found
+            }
+            _ => return,
+        };
+        match found {
+            Ok(Some(usage)) => self.usage = Some(usage),
+            Ok(None) => {}
+            Err(Bad) => self.broken = true,
+        }
+    }
+}
+
+/// What the start of a frame says about it.
+enum Prelude {
+    /// Fewer bytes than needed to judge.
+    Short,
+    /// A plausible frame of this total length.
+    Frame(usize),
+    /// Out-of-range length or prelude CRC mismatch.
+    Bad,
+}
+
+/// The decoder checks the prelude CRC only once the whole declared frame has arrived, so without
+/// this a garbage length would be buffered first; the length is judged from its 4 bytes alone.
+fn prelude(bytes: &[u8]) -> Prelude {
+    let Some(len) = bytes.first_chunk::<4>() else {
+        return Prelude::Short;
+    };
+    let total = u32::from_be_bytes(*len) as usize;
+    if !(MIN_FRAME..=MAX_FRAME).contains(&total) {
+        return Prelude::Bad;
+    }
+    let Some(prelude) = bytes.first_chunk::<PRELUDE_LEN>() else {
+        return Prelude::Short;
+    };
+    let (covered, crc) = prelude.split_at(8);
+    match crc.try_into() {
+        Ok(crc) if crc32(covered) == u32::from_be_bytes(crc) => Prelude::Frame(total),
+        _ => Prelude::Bad,
+    }
+}
+
+/// CRC-32 (IEEE), bitwise: it only ever covers the 8 prelude bytes, where a table buys nothing.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
+        }
+    }
+    !crc
+}
+
+fn header<'m>(message: &'m Message, name: &str) -> Option<&'m str> {
+    message
+        .headers()
+        .iter()
+        .find(|h| h.name().as_str() == name)
+        .and_then(|h| h.value().as_string().ok())
+        .map(|s| s.as_str())
+}
+
+fn header_or_unknown(message: &Message, name: &str) -> String {
+    header(message, name).unwrap_or("unknown").to_owned()
+}
+
+/// A frame that should carry usage did not parse.
+struct Bad;
+
+#[derive(Deserialize)]
+struct Metadata {
+    usage: ConverseUsage,
+}
+
+fn converse_metadata(payload: &[u8]) -> Result<Usage, Bad> {
+    serde_json::from_slice::<Metadata>(payload)
+        .map(|m| m.usage.into())
+        .map_err(|_| Bad)
+}
+
+#[derive(Deserialize)]
+struct ChunkPayload<'a> {
+    #[serde(borrow)]
+    bytes: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct FinalChunk {
+    #[serde(rename = "amazon-bedrock-invocationMetrics", default)]
+    metrics: Option<InvocationMetrics>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InvocationMetrics {
+    input_token_count: u64,
+    output_token_count: u64,
+    #[serde(default)]
+    cache_read_input_token_count: Option<u64>,
+    #[serde(default)]
+    cache_write_input_token_count: Option<u64>,
+}
+
+/// Usage from an InvokeModel stream `chunk` if it is the final one. Only chunks whose decoded
+/// bytes mention the metrics key are parsed as JSON; the key may also turn up in generated text,
+/// so a chunk that mentions it without carrying it is not an error.
+fn invoke_chunk(payload: &[u8], scratch: &mut Vec<u8>) -> Result<Option<Usage>, Bad> {
+    let chunk: ChunkPayload<'_> = serde_json::from_slice(payload).map_err(|_| Bad)?;
+    scratch.clear();
+    BASE64
+        .decode_vec(chunk.bytes.as_bytes(), scratch)
+        .map_err(|_| Bad)?;
+    if !contains(scratch, METRICS_KEY) {
+        return Ok(None);
+    }
+    let parsed: FinalChunk = serde_json::from_slice(scratch).map_err(|_| Bad)?;
+    Ok(parsed.metrics.map(|m| Usage {
+        input: m.input_token_count,
+        output: m.output_token_count,
+        cache_read: m.cache_read_input_token_count.unwrap_or(0),
+        cache_write: m.cache_write_input_token_count.unwrap_or(0),
+    }))
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_smithy_eventstream::frame::write_message_to;
+    use aws_smithy_types::event_stream::{Header, HeaderValue};
+    use aws_smithy_types::str_bytes::StrBytes;
+
+    fn frame(headers: &[(&str, &str)], payload: &[u8]) -> Vec<u8> {
+        let mut message = Message::new(Bytes::copy_from_slice(payload));
+        for (name, value) in headers {
+            message = message.add_header(Header::new(
+                StrBytes::from(name.to_string()),
+                HeaderValue::String(StrBytes::from(value.to_string())),
+            ));
+        }
+        let mut out = Vec::new();
+        write_message_to(&message, &mut out).unwrap();
+        out
+    }
+
+    fn event(event_type: &str, json: &str) -> Vec<u8> {
+        frame(
+            &[
+                (":message-type", "event"),
+                (":event-type", event_type),
+                (":content-type", "application/json"),
+            ],
+            json.as_bytes(),
+        )
+    }
+
+    fn exception(exception_type: &str) -> Vec<u8> {
+        frame(
+            &[
+                (":message-type", "exception"),
+                (":exception-type", exception_type),
+                (":content-type", "application/json"),
+            ],
+            br#"{"message":"The model stream failed."}"#,
+        )
+    }
+
+    const METADATA: &str = r#"{"usage":{"inputTokens":11,"outputTokens":7,"totalTokens":30,
+        "cacheReadInputTokens":5,"cacheWriteInputTokens":7,
+        "cacheDetails":[{"ttl":"5m","inputTokens":7}]},
+        "metrics":{"latencyMs":123},"p":"abcdefghij","serviceTier":{"type":"default"}}"#;
+
+    const CONVERSE_USAGE: Usage = Usage {
+        input: 11,
+        output: 7,
+        cache_read: 5,
+        cache_write: 7,
+    };
+
+    fn converse_frames() -> Vec<Vec<u8>> {
+        vec![
+            event("messageStart", r#"{"p":"abc","role":"assistant"}"#),
+            event(
+                "contentBlockDelta",
+                r#"{"contentBlockIndex":0,"delta":{"text":"Hel"},"p":"abcd"}"#,
+            ),
+            event(
+                "contentBlockDelta",
+                r#"{"contentBlockIndex":0,"delta":{"text":"lo"},"p":"ab"}"#,
+            ),
+            event(
+                "contentBlockStop",
+                r#"{"contentBlockIndex":0,"p":"abcdef"}"#,
+            ),
+            event("messageStop", r#"{"p":"abcdefg","stopReason":"end_turn"}"#),
+            event("metadata", METADATA),
+        ]
+    }
+
+    fn converse_stream() -> Vec<u8> {
+        converse_frames().concat()
+    }
+
+    fn b(bytes: &[u8]) -> Bytes {
+        Bytes::copy_from_slice(bytes)
+    }
+
+    fn run(kind: StreamKind, chunks: &[&[u8]]) -> (StreamEnd, u64) {
+        let mut tap = StreamTap::new(kind);
+        for chunk in chunks {
+            tap.push(&b(chunk));
+        }
+        (tap.outcome(), tap.frames())
+    }
+
+    #[test]
+    fn converse_one_chunk() {
+        let stream = converse_stream();
+        let mut tap = StreamTap::new(StreamKind::ConverseStream);
+        assert!(tap.push(&b(&stream)));
+        assert_eq!(tap.outcome(), StreamEnd::Usage(CONVERSE_USAGE));
+        assert_eq!(tap.frames(), 6);
+        assert!(tap.partial.is_empty());
+    }
+
+    #[test]
+    fn converse_without_cache_fields() {
+        let stream = event(
+            "metadata",
+            r#"{"usage":{"inputTokens":3,"outputTokens":4,"totalTokens":7},"metrics":{"latencyMs":1}}"#,
+        );
+        let (end, frames) = run(StreamKind::ConverseStream, &[&stream]);
+        assert_eq!(
+            end,
+            StreamEnd::Usage(Usage {
+                input: 3,
+                output: 4,
+                ..Default::default()
+            })
+        );
+        assert_eq!(frames, 1);
+    }
+
+    #[test]
+    fn converse_every_split_point() {
+        let stream = converse_stream();
+        let whole = run(StreamKind::ConverseStream, &[&stream]);
+        assert_eq!(whole, (StreamEnd::Usage(CONVERSE_USAGE), 6));
+        for i in 0..=stream.len() {
+            let (a, c) = stream.split_at(i);
+            assert_eq!(
+                run(StreamKind::ConverseStream, &[a, c]),
+                whole,
+                "split at {i}"
+            );
+        }
+        // Three pieces: every first cut against a spread of second cuts.
+        for i in 0..stream.len() {
+            for j in (i..=stream.len()).step_by(23) {
+                let (a, rest) = stream.split_at(i);
+                let (m, c) = rest.split_at(j - i);
+                assert_eq!(run(StreamKind::ConverseStream, &[a, m, c]), whole);
+            }
+        }
+    }
+
+    #[test]
+    fn converse_byte_by_byte() {
+        let stream = converse_stream();
+        let mut tap = StreamTap::new(StreamKind::ConverseStream);
+        for byte in &stream {
+            tap.push(&b(std::slice::from_ref(byte)));
+            // Never more than one frame's worth of copy.
+            assert!(tap.partial.len() < 400);
+        }
+        assert_eq!(tap.outcome(), StreamEnd::Usage(CONVERSE_USAGE));
+        assert_eq!(tap.frames(), 6);
+        assert!(tap.partial.is_empty());
+    }
+
+    #[test]
+    fn glued_frames_and_partial_tails() {
+        let frames = converse_frames();
+        let mut tap = StreamTap::new(StreamKind::ConverseStream);
+        // Three whole frames plus half of the fourth.
+        let mut first = frames[..3].concat();
+        let half = frames[3].len() / 2;
+        first.extend_from_slice(&frames[3][..half]);
+        assert!(tap.push(&b(&first)));
+        assert_eq!(tap.frames(), 3);
+        assert_eq!(tap.partial.len(), half);
+        // The rest of the fourth, the fifth whole and the start of the sixth.
+        let mut second = frames[3][half..].to_vec();
+        second.extend_from_slice(&frames[4]);
+        second.extend_from_slice(&frames[5][..5]);
+        assert!(tap.push(&b(&second)));
+        assert_eq!(tap.frames(), 5);
+        assert_eq!(tap.outcome(), StreamEnd::NoUsage);
+        assert!(tap.push(&b(&frames[5][5..])));
+        assert_eq!(tap.frames(), 6);
+        assert_eq!(tap.outcome(), StreamEnd::Usage(CONVERSE_USAGE));
+    }
+
+    fn chunk_event(inner_json: &str) -> Vec<u8> {
+        let encoded = BASE64.encode(inner_json.as_bytes());
+        frame(
+            &[
+                (":message-type", "event"),
+                (":event-type", "chunk"),
+                (":content-type", "application/json"),
+            ],
+            format!(r#"{{"bytes":"{encoded}","p":"abcdefgh"}}"#).as_bytes(),
+        )
+    }
+
+    #[test]
+    fn invoke_final_chunk_metrics() {
+        let stream = [
+            chunk_event(r#"{"type":"message_start","message":{"usage":{"input_tokens":9}}}"#),
+            chunk_event(
+                r#"{"type":"content_block_delta","delta":{"type":"text_delta","text":"Hi"}}"#,
+            ),
+            chunk_event(
+                r#"{"type":"message_stop","amazon-bedrock-invocationMetrics":{"inputTokenCount":9,
+                "outputTokenCount":2,"invocationLatency":512,"firstByteLatency":300,
+                "cacheReadInputTokenCount":100,"cacheWriteInputTokenCount":50}}"#,
+            ),
+        ]
+        .concat();
+        let expected = StreamEnd::Usage(Usage {
+            input: 9,
+            output: 2,
+            cache_read: 100,
+            cache_write: 50,
+        });
+        let kind = StreamKind::InvokeModelWithResponseStream;
+        assert_eq!(run(kind, &[&stream]), (expected.clone(), 3));
+        for i in 0..=stream.len() {
+            let (a, c) = stream.split_at(i);
+            assert_eq!(run(kind, &[a, c]), (expected.clone(), 3), "split at {i}");
+        }
+        // The same bytes read as ConverseStream carry no usage.
+        assert_eq!(
+            run(StreamKind::ConverseStream, &[&stream]),
+            (StreamEnd::NoUsage, 3)
+        );
+    }
+
+    #[test]
+    fn invoke_metrics_without_cache_and_key_in_text() {
+        let stream = [
+            chunk_event(r#"{"delta":{"text":"what is amazon-bedrock-invocationMetrics?"}}"#),
+            chunk_event(
+                r#"{"amazon-bedrock-invocationMetrics":{"inputTokenCount":1,"outputTokenCount":2,
+                "invocationLatency":3,"firstByteLatency":4}}"#,
+            ),
+        ]
+        .concat();
+        assert_eq!(
+            run(StreamKind::InvokeModelWithResponseStream, &[&stream]),
+            (
+                StreamEnd::Usage(Usage {
+                    input: 1,
+                    output: 2,
+                    ..Default::default()
+                }),
+                2
+            )
+        );
+    }
+
+    #[test]
+    fn invoke_bad_payloads() {
+        let kind = StreamKind::InvokeModelWithResponseStream;
+        let chunk = |payload: &str| {
+            frame(
+                &[(":message-type", "event"), (":event-type", "chunk")],
+                payload.as_bytes(),
+            )
+        };
+        for bad in [
+            chunk("not json"),
+            chunk(r#"{"bytes":"!!!not base64!!!"}"#),
+            chunk_event(r#"{"amazon-bedrock-invocationMetrics":{"inputTokenCount":"x"}}"#),
+            chunk_event(r#"{"amazon-bedrock-invocationMetrics":{"inputTokenCount":1"#),
+        ] {
+            assert_eq!(run(kind, &[&bad]), (StreamEnd::Undecodable, 1));
+        }
+        // Model JSON without the key is never parsed, valid or not.
+        assert_eq!(run(kind, &[&chunk_event("{{{")]), (StreamEnd::NoUsage, 1));
+    }
+
+    #[test]
+    fn bad_metadata_is_undecodable() {
+        let stream = [
+            event("messageStart", r#"{"role":"assistant"}"#),
+            event("metadata", r#"{"metrics":{"latencyMs":1}}"#),
+        ]
+        .concat();
+        assert_eq!(
+            run(StreamKind::ConverseStream, &[&stream]),
+            (StreamEnd::Undecodable, 2)
+        );
+        // Non-metadata events are not parsed at all.
+        let odd = event("contentBlockDelta", "not json");
+        assert_eq!(
+            run(StreamKind::ConverseStream, &[&odd]),
+            (StreamEnd::NoUsage, 1)
+        );
+    }
+
+    #[test]
+    fn exception_after_two_events() {
+        let frames = converse_frames();
+        let mut stream = frames[..2].concat();
+        stream.extend_from_slice(&exception("modelStreamErrorException"));
+        let expected = StreamEnd::Exception {
+            exception_type: "modelStreamErrorException".to_owned(),
+            usage: None,
+        };
+        assert_eq!(
+            run(StreamKind::ConverseStream, &[&stream]),
+            (expected.clone(), 3)
+        );
+        // Bytes after an exception are ignored.
+        let mut more = stream.clone();
+        more.extend_from_slice(&frames[5]);
+        assert_eq!(run(StreamKind::ConverseStream, &[&more]), (expected, 3));
+
+        let mut tap = StreamTap::new(StreamKind::ConverseStream);
+        assert!(tap.push(&b(&frames[0])));
+        assert!(!tap.push(&b(&exception("throttlingException"))));
+        assert_eq!(
+            tap.outcome(),
+            StreamEnd::Exception {
+                exception_type: "throttlingException".to_owned(),
+                usage: None
+            }
+        );
+    }
+
+    #[test]
+    fn usage_before_exception_is_kept() {
+        let mut stream = converse_stream();
+        stream.extend_from_slice(&exception("internalServerException"));
+        assert_eq!(
+            run(StreamKind::ConverseStream, &[&stream]),
+            (
+                StreamEnd::Exception {
+                    exception_type: "internalServerException".to_owned(),
+                    usage: Some(CONVERSE_USAGE)
+                },
+                7
+            )
+        );
+    }
+
+    #[test]
+    fn unmodeled_error_frame() {
+        let error = frame(
+            &[
+                (":message-type", "error"),
+                (":error-code", "InternalFailure"),
+                (":error-message", "oops"),
+            ],
+            b"",
+        );
+        assert_eq!(
+            run(StreamKind::ConverseStream, &[&error]),
+            (
+                StreamEnd::Exception {
+                    exception_type: "InternalFailure".to_owned(),
+                    usage: None
+                },
+                1
+            )
+        );
+    }
+
+    #[test]
+    fn corrupt_crc_is_final() {
+        let frames = converse_frames();
+        let mut bad = frames[1].clone();
+        let last = bad.len() - 6;
+        bad[last] ^= 0x20; // inside the payload: message CRC mismatch
+        for split in [false, true] {
+            let mut tap = StreamTap::new(StreamKind::ConverseStream);
+            assert!(tap.push(&b(&frames[0])));
+            if split {
+                let (x, y) = bad.split_at(20);
+                tap.push(&b(x));
+                assert!(!tap.push(&b(y)));
+            } else {
+                assert!(!tap.push(&b(&bad)));
+            }
+            assert_eq!(tap.outcome(), StreamEnd::Undecodable);
+            // Valid frames afterwards, including the usage, don't revive it.
+            assert!(!tap.push(&b(&frames[2..].concat())));
+            assert_eq!(tap.outcome(), StreamEnd::Undecodable);
+            assert_eq!(tap.frames(), 1);
+        }
+
+        // A prelude CRC mismatch is caught at 12 bytes, before the frame is buffered.
+        let mut bad_prelude = frames[1].clone();
+        bad_prelude[9] ^= 1;
+        let mut tap = StreamTap::new(StreamKind::ConverseStream);
+        tap.push(&b(&bad_prelude[..12]));
+        assert_eq!(tap.outcome(), StreamEnd::Undecodable);
+    }
+
+    #[test]
+    fn crc32_matches_the_encoder() {
+        let f = event("messageStart", "{}");
+        assert_eq!(
+            crc32(&f[..8]),
+            u32::from_be_bytes([f[8], f[9], f[10], f[11]])
+        );
+        let n = f.len();
+        assert_eq!(
+            crc32(&f[..n - 4]),
+            u32::from_be_bytes([f[n - 4], f[n - 3], f[n - 2], f[n - 1]])
+        );
+    }
+
+    fn prelude_bytes(total: u32, headers: u32) -> Vec<u8> {
+        let mut p = Vec::new();
+        p.extend_from_slice(&total.to_be_bytes());
+        p.extend_from_slice(&headers.to_be_bytes());
+        let crc = crc32(&p);
+        p.extend_from_slice(&crc.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn huge_frame_is_refused_unbuffered() {
+        let mut huge = prelude_bytes(100 * 1024 * 1024, 0);
+        huge.extend(std::iter::repeat_n(0u8, 1024 * 1024));
+        let mut tap = StreamTap::new(StreamKind::ConverseStream);
+        assert!(!tap.push(&b(&huge)));
+        assert_eq!(tap.outcome(), StreamEnd::Undecodable);
+        assert!(tap.partial.capacity() < 1024);
+
+        // Judged from the first 4 bytes, even when they arrive one at a time after a frame.
+        let mut tap = StreamTap::new(StreamKind::ConverseStream);
+        tap.push(&b(&event("messageStart", "{}")));
+        for byte in &huge[..4] {
+            tap.push(&b(std::slice::from_ref(byte)));
+        }
+        assert_eq!(tap.outcome(), StreamEnd::Undecodable);
+        tap.push(&b(&huge[4..]));
+        assert!(tap.partial.len() <= 4);
+
+        // Just over the limit is refused; a short length is too.
+        for total in [MAX_FRAME as u32 + 1, 15, 0] {
+            let (end, _) = run(StreamKind::ConverseStream, &[&prelude_bytes(total, 0)]);
+            assert_eq!(end, StreamEnd::Undecodable, "{total}");
+        }
+    }
+
+    #[test]
+    fn large_frame_within_limit() {
+        let text = "x".repeat(3 * 1024 * 1024);
+        let big = event(
+            "contentBlockDelta",
+            &format!(r#"{{"delta":{{"text":"{text}"}}}}"#),
+        );
+        let mut stream = big.clone();
+        stream.extend_from_slice(&event("metadata", METADATA));
+        let mut tap = StreamTap::new(StreamKind::ConverseStream);
+        for chunk in stream.chunks(64 * 1024) {
+            tap.push(&b(chunk));
+        }
+        assert_eq!(tap.outcome(), StreamEnd::Usage(CONVERSE_USAGE));
+        assert_eq!(tap.frames(), 2);
+        assert!(tap.partial.capacity() <= KEEP_CAPACITY);
+    }
+
+    #[test]
+    fn truncated_stream_is_no_usage() {
+        let stream = converse_stream();
+        let cut = &stream[..stream.len() - 5];
+        assert_eq!(
+            run(StreamKind::ConverseStream, &[cut]),
+            (StreamEnd::NoUsage, 5)
+        );
+        assert_eq!(
+            run(StreamKind::ConverseStream, &[]),
+            (StreamEnd::NoUsage, 0)
+        );
+        assert_eq!(
+            run(StreamKind::ConverseStream, &[&stream[..3]]),
+            (StreamEnd::NoUsage, 0)
+        );
+    }
+
+    #[test]
+    fn push_reports_completed_events() {
+        let frames = [
+            event("messageStart", "{}"),
+            event("contentBlockDelta", r#"{"delta":{"text":"a"}}"#),
+            exception("modelStreamErrorException"),
+        ];
+        let stream = frames.concat();
+        let mut ends_of_events = Vec::new();
+        let mut offset = 0;
+        for f in &frames[..2] {
+            offset += f.len();
+            ends_of_events.push(offset - 1);
+        }
+        let mut tap = StreamTap::new(StreamKind::ConverseStream);
+        let trues: Vec<usize> = stream
+            .iter()
+            .enumerate()
+            .filter(|(_, byte)| tap.push(&b(std::slice::from_ref(*byte))))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(trues, ends_of_events);
+
+        // A chunk with a non-event frame only, or only part of an event, reports false.
+        let mut tap = StreamTap::new(StreamKind::ConverseStream);
+        let first = &frames[0];
+        assert!(!tap.push(&b(&first[..first.len() - 1])));
+        assert!(tap.push(&b(&first[first.len() - 1..])));
+        assert!(!tap.push(&b(&frames[2])));
+        assert!(!tap.push(&Bytes::new()));
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let valid = [
+            converse_stream(),
+            chunk_event(
+                r#"{"amazon-bedrock-invocationMetrics":{"inputTokenCount":1,"outputTokenCount":2}}"#,
+            ),
+        ]
+        .concat();
+        let (mut undecodable, mut other, mut decoded) = (0, 0, 0u64);
+        for round in 0..3000 {
+            let mut data: Vec<u8> = if round % 2 == 0 {
+                // Pure noise, sometimes fronted by a plausible prelude so the decoder runs.
+                let len = (next() % 600) as usize;
+                let mut d: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+                if round % 4 == 0 && len > 40 {
+                    let p = prelude_bytes(len as u32, (next() % 40) as u32);
+                    d[..12].copy_from_slice(&p);
+                }
+                d
+            } else {
+                // A valid stream with a few flipped bytes.
+                let mut d = valid.clone();
+                for _ in 0..1 + next() % 3 {
+                    let i = (next() as usize) % d.len();
+                    d[i] ^= (next() as u8) | 1;
+                }
+                d
+            };
+            if round % 5 == 0 {
+                data.truncate((next() as usize) % (data.len() + 1));
+            }
+            let kind = if round % 3 == 0 {
+                StreamKind::InvokeModelWithResponseStream
+            } else {
+                StreamKind::ConverseStream
+            };
+            let mut tap = StreamTap::new(kind);
+            let mut rest = &data[..];
+            while !rest.is_empty() {
+                let n = 1 + (next() as usize) % 97;
+                let (chunk, after) = rest.split_at(n.min(rest.len()));
+                tap.push(&b(chunk));
+                rest = after;
+                assert!(tap.partial.len() <= data.len());
+            }
+            match tap.outcome() {
+                StreamEnd::Undecodable => undecodable += 1,
+                _ => other += 1,
+            }
+            decoded += tap.frames();
+        }
+        // The noise must reach both the decoder and the error paths.
+        assert!(undecodable > 1000 && other > 100 && decoded > 1000);
+    }
+}
