@@ -70,6 +70,10 @@ pub struct ServeArgs {
         default_value = "rates/bedrock.toml"
     )]
     pub rates: PathBuf,
+    /// Keys mode: only clients signing with a virtual key from this file are served, and each
+    /// is attributed to its key's app. Reloads on SIGHUP and on change.
+    #[arg(long, env = "BEDROCK_METER_KEYS")]
+    pub keys: Option<PathBuf>,
     /// Allow open mode (no client authentication) on a non-loopback address.
     #[arg(long, env = "BEDROCK_METER_ALLOW_OPEN")]
     pub allow_open: bool,

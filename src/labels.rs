@@ -107,7 +107,7 @@ fn admit(
     set.entry(raw.into()).or_insert_with(|| raw.into()).clone()
 }
 
-fn valid_app(s: &str) -> bool {
+pub fn valid_app(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= MAX_APP_LEN
         && s.bytes()

@@ -9,6 +9,7 @@ use clap::Parser;
 
 use bedrock_meter::cli::{Cli, Command, RatesCommand, ServeArgs};
 use bedrock_meter::forward::upstream::Upstream;
+use bedrock_meter::identify::Keys;
 use bedrock_meter::pricing::RateCard;
 use bedrock_meter::server::{self, ProxyConfig};
 use bedrock_meter::{demo, simulator};
@@ -86,12 +87,12 @@ fn rates_check(file: &std::path::Path) -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
-    if !args.listen.ip().is_loopback() && !args.allow_open {
+    if !args.listen.ip().is_loopback() && !args.allow_open && args.keys.is_none() {
         return config_error(format!(
             "refusing to serve open mode on {}: anyone who can reach this address could call \
              Bedrock with this proxy's AWS credentials. Listen on a loopback address, or pass \
              --allow-open (BEDROCK_METER_ALLOW_OPEN=true) when a network policy already limits \
-             who can reach it.",
+             who can reach it, or give each app a virtual key with --keys FILE.",
             args.listen
         ));
     }
@@ -102,6 +103,26 @@ async fn serve(args: ServeArgs) -> ExitCode {
     for w in &loaded.warnings {
         tracing::warn!("rate card: {w}");
     }
+    let keys = match &args.keys {
+        None => None,
+        Some(path) => match Keys::load(path) {
+            Ok(loaded) => {
+                for w in &loaded.warnings {
+                    tracing::warn!("keys: {w}");
+                }
+                let homeless = loaded.keys.bearer_apps_without_region();
+                if args.region.is_none() && !homeless.is_empty() {
+                    return config_error(format!(
+                        "bearer-token requests carry no AWS Region: give the keys of {} a \
+                         `region`, or start bedrock-meter with --region",
+                        homeless.join(", ")
+                    ));
+                }
+                Some(loaded.keys)
+            }
+            Err(e) => return config_error(format!("keys file rejected:\n{e}")),
+        },
+    };
     let upstream = match Upstream::parse(args.upstream.as_deref()) {
         Ok(u) => u,
         Err(e) => return config_error(e.to_string()),
@@ -140,6 +161,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
     };
 
     let mut config = ProxyConfig::new(loaded.card, credentials, upstream);
+    config.rates_path = Some(args.rates);
+    config.keys = keys;
+    config.keys_path = args.keys;
     config.listen = args.listen;
     config.admin_listen = args.admin_listen;
     config.region = args.region;

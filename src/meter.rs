@@ -86,6 +86,11 @@ impl Pending {
         self.op
     }
 
+    /// Re-attributes the request (a signature that turned out not to check).
+    pub fn set_app(&mut self, app: &str) {
+        self.app = self.meter.labels.app(app, &self.meter.metrics);
+    }
+
     pub fn set_model(&mut self, model_id: Option<String>, price: Option<Arc<ModelPrice>>) {
         self.model_id = model_id;
         self.price = price;

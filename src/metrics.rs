@@ -111,6 +111,13 @@ fn label(name: &str, value: &str) -> proto::LabelPair {
     l
 }
 
+/// The configuration files that reload while the proxy runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigFile {
+    RateCard,
+    Keys,
+}
+
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
@@ -127,6 +134,10 @@ pub struct Metrics {
     in_flight: Vec<IntGauge>,
     label_overflow: IntCounterVec,
     stream_exceptions: IntCounterVec,
+    auth_failures: IntCounterVec,
+    rate_card_reloads: IntCounterVec,
+    keys_reloads: IntCounterVec,
+    keys_loaded: IntGauge,
     series: DashMap<(Arc<str>, Arc<str>), Arc<Series>>,
 }
 
@@ -233,6 +244,29 @@ impl Metrics {
             "Event streams that ended with a modeled exception frame, by exception type.",
             &["model", "operation", "type"],
         )?;
+        let auth_failures = counter(
+            "bedrock_auth_failures_total",
+            "Requests refused in keys mode, by reason; none of them reached Bedrock.",
+            &["reason"],
+        )?;
+        for reason in crate::identify::AuthFailure::REASONS {
+            auth_failures.with_label_values(&[reason]);
+        }
+        let rate_card_reloads = counter(
+            "bedrock_rate_card_reloads_total",
+            "Rate card reloads by result; a failed reload keeps the previous card.",
+            &["result"],
+        )?;
+        let keys_reloads = counter(
+            "bedrock_keys_reloads_total",
+            "Keys file reloads by result; a failed reload keeps the previous keys.",
+            &["result"],
+        )?;
+        let keys_loaded = IntGauge::new(
+            "bedrock_keys_loaded",
+            "Virtual keys in force (keys mode), both kinds.",
+        )?;
+        registry.register(Box::new(keys_loaded.clone()))?;
         let overhead = Operation::ALL
             .iter()
             .map(|op| overhead_vec.with_label_values(&[op.as_str()]))
@@ -257,6 +291,10 @@ impl Metrics {
             in_flight,
             label_overflow,
             stream_exceptions,
+            auth_failures,
+            rate_card_reloads,
+            keys_reloads,
+            keys_loaded,
             series: DashMap::new(),
         })
     }
@@ -360,6 +398,33 @@ impl Metrics {
         self.stream_exceptions
             .with_label_values(&[model, op.as_str(), t])
             .inc();
+    }
+
+    pub fn auth_failure(&self, reason: &'static str) {
+        self.auth_failures.with_label_values(&[reason]).inc();
+    }
+
+    /// Makes the reload series of a watched file visible at zero before its first reload.
+    pub fn watch_file(&self, file: ConfigFile) {
+        for result in ["ok", "error"] {
+            self.reloads(file).with_label_values(&[result]);
+        }
+    }
+
+    pub fn reloaded(&self, file: ConfigFile, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.reloads(file).with_label_values(&[result]).inc();
+    }
+
+    fn reloads(&self, file: ConfigFile) -> &IntCounterVec {
+        match file {
+            ConfigFile::RateCard => &self.rate_card_reloads,
+            ConfigFile::Keys => &self.keys_reloads,
+        }
+    }
+
+    pub fn set_keys_loaded(&self, n: usize) {
+        self.keys_loaded.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     pub fn label_overflow(&self, label: &'static str) {

@@ -1,7 +1,7 @@
 //! The request handler: route → identify → guard → re-sign → upstream → tap → meter.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -14,7 +14,7 @@ use crate::aws_error::{aws_error, error_chain};
 use crate::forward::credentials::CredentialCache;
 use crate::forward::upstream::{Upstream, UpstreamClient};
 use crate::forward::{strip_hop_by_hop, upstream_request};
-use crate::identify;
+use crate::identify::{self, AuthFailure, KeyStore, UNAUTHENTICATED, Verdict};
 use crate::listener::BoxError;
 use crate::meter::{Meter, Pending, Source};
 use crate::pricing::RateCard;
@@ -31,6 +31,8 @@ pub struct State {
     pub meter: Arc<Meter>,
     pub rates: ArcSwap<RateCard>,
     pub credentials: Arc<CredentialCache>,
+    /// Keys mode when set: only requests proven with a virtual key are forwarded.
+    pub keys: Option<Arc<KeyStore>>,
     pub client: UpstreamClient,
     pub upstream: Upstream,
     /// Region used when the client's signature names none.
@@ -43,6 +45,8 @@ pub struct State {
 /// The errors the proxy itself answers with (DESIGN §3.5); upstream errors pass through.
 #[derive(Debug, thiserror::Error)]
 enum ProxyError {
+    #[error("{0}")]
+    Auth(AuthFailure),
     #[error("{0} is not a Bedrock Runtime operation")]
     UnknownOperation(String),
     #[error("request body is larger than the {0}-byte limit")]
@@ -66,6 +70,7 @@ enum ProxyError {
 impl ProxyError {
     fn status_and_type(&self) -> (StatusCode, &'static str) {
         match self {
+            ProxyError::Auth(failure) => failure.status_and_type(),
             ProxyError::UnknownOperation(_) => (StatusCode::NOT_FOUND, "UnknownOperationException"),
             ProxyError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "ValidationException"),
             ProxyError::BodyRead(_) | ProxyError::NoRegion | ProxyError::BadRegion(_) => {
@@ -91,23 +96,50 @@ impl ProxyError {
 pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<ProxyBody> {
     let start = Instant::now();
     let (parts, body) = req.into_parts();
-    let app = identify::app_name(&parts.headers);
-    let Some(route) = route(&parts.method, parts.uri.path()) else {
-        let pending = state.meter.begin(app, Operation::Other, start);
+    let route = route(&parts.method, parts.uri.path());
+    let op = route.as_ref().map_or(Operation::Other, |r| r.operation);
+
+    // Keys mode decides from the headers alone whatever it can, so most refusals read no body.
+    let verdict = match &state.keys {
+        None => Ok(None),
+        Some(store) => store.precheck(&parts.headers, SystemTime::now()).map(Some),
+    };
+    let app = match &verdict {
+        Ok(None) => identify::open::app_name(&parts.headers),
+        Ok(Some(Verdict::Bearer { app, .. } | Verdict::Signed { app, .. })) => Some(&**app),
+        Err(_) => Some(UNAUTHENTICATED),
+    };
+    let mut pending = state.meter.begin(app, op, start);
+    let verdict = match verdict {
+        Ok(v) => v,
+        Err(failure) => return refuse(&state, failure, pending),
+    };
+    let Some(route) = route else {
         return ProxyError::UnknownOperation(format!("{} {}", parts.method, parts.uri.path()))
             .respond(pending);
     };
-    let mut pending = state.meter.begin(app, route.operation, start);
-    let card = state.rates.load();
-    let price = route.model_id.as_deref().and_then(|m| card.lookup(m));
+    let price = route
+        .model_id
+        .as_deref()
+        .and_then(|m| state.rates.load().lookup(m));
     pending.set_model(route.model_id, price);
 
     let body = match read_body(&parts, body, state.max_body).await {
         Ok(b) => b,
         Err(e) => return e.respond(pending),
     };
+    if let Some(Verdict::Signed { credentials, .. }) = &verdict
+        && let Err(failure) = identify::verify_body(&parts, &body, credentials, SystemTime::now())
+    {
+        pending.set_app(UNAUTHENTICATED);
+        return refuse(&state, failure, pending);
+    }
     let prepared = Instant::now();
-    let request = match prepare(&state, &parts, body).await {
+    let key_region = match &verdict {
+        Some(Verdict::Bearer { region, .. }) => region.as_deref(),
+        _ => None,
+    };
+    let request = match prepare(&state, &parts, key_region, body).await {
         Ok(r) => r,
         Err(e) => return e.respond(pending),
     };
@@ -148,6 +180,11 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
     Response::from_parts(head, body)
 }
 
+fn refuse(state: &State, failure: AuthFailure, pending: Pending) -> Response<ProxyBody> {
+    state.meter.metrics.auth_failure(failure.reason());
+    ProxyError::Auth(failure).respond(pending)
+}
+
 /// Reads the whole request body (it must be hashed for the signature), within the limit.
 async fn read_body(parts: &Parts, body: Incoming, max: usize) -> Result<Bytes, ProxyError> {
     let declared = parts
@@ -169,9 +206,11 @@ async fn read_body(parts: &Parts, body: Incoming, max: usize) -> Result<Bytes, P
 async fn prepare(
     state: &State,
     parts: &Parts,
+    key_region: Option<&str>,
     body: Bytes,
 ) -> Result<Request<http_body_util::Full<Bytes>>, ProxyError> {
     let region = sigv4::region_of(&parts.headers)
+        .or(key_region)
         .or(state.region.as_deref())
         .ok_or(ProxyError::NoRegion)?;
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());

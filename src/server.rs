@@ -2,6 +2,7 @@
 //! listeners and runs them until shut down. Tests start it in-process on port 0.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -14,12 +15,14 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, Admin};
 use crate::forward::credentials::CredentialCache;
 use crate::forward::upstream::{self, Upstream};
+use crate::identify::{KeyStore, Keys};
 use crate::labels::LabelGuard;
 use crate::listener;
 use crate::meter::Meter;
-use crate::metrics::Metrics;
+use crate::metrics::{ConfigFile, Metrics};
 use crate::pricing::RateCard;
 use crate::proxy::{self, State};
+use crate::reload;
 
 /// A validated configuration (the CLI builds it; tests build it directly).
 pub struct ProxyConfig {
@@ -28,6 +31,13 @@ pub struct ProxyConfig {
     pub region: Option<String>,
     pub upstream: Upstream,
     pub rates: RateCard,
+    /// The rate card's file, watched for changes (None: the card never reloads).
+    pub rates_path: Option<PathBuf>,
+    /// Keys mode: the virtual keys, and their file to watch.
+    pub keys: Option<Keys>,
+    pub keys_path: Option<PathBuf>,
+    /// How often watched files are checked for changes (SIGHUP reloads at once).
+    pub reload_interval: Duration,
     pub credentials: SharedCredentialsProvider,
     pub max_body: usize,
     pub max_apps: usize,
@@ -49,6 +59,10 @@ impl ProxyConfig {
             region: None,
             upstream,
             rates,
+            rates_path: None,
+            keys: None,
+            keys_path: None,
+            reload_interval: reload::DEFAULT_INTERVAL,
             credentials,
             max_body: DEFAULT_MAX_BODY,
             max_apps: 200,
@@ -128,10 +142,15 @@ pub async fn start(config: ProxyConfig) -> Result<Running, StartError> {
     let stop = CancellationToken::new();
     let credentials = CredentialCache::new(config.credentials);
     credentials.spawn_refresher(stop.clone());
+    let keys = config.keys.map(|k| {
+        meter.metrics.set_keys_loaded(k.len());
+        Arc::new(KeyStore::new(k))
+    });
     let state = Arc::new(State {
         meter,
         rates: ArcSwap::from_pointee(config.rates),
         credentials,
+        keys,
         client: upstream::client(config.connect_timeout)?,
         upstream: config.upstream,
         region: config.region,
@@ -155,13 +174,92 @@ pub async fn start(config: ProxyConfig) -> Result<Running, StartError> {
         move |req, _peer| admin::handle(admin_handle.clone(), req),
         stop.clone(),
     ));
-    tracing::info!(%addr, %admin_addr, "bedrock-meter listening");
+    let mut tasks = vec![proxy_task, admin_task];
+    if let Some(path) = config.rates_path {
+        tasks.push(watch_rates(&state, path, config.reload_interval, &stop));
+    }
+    if let (Some(path), Some(_)) = (config.keys_path, &state.keys) {
+        tasks.push(watch_keys(&state, path, config.reload_interval, &stop));
+    }
+    tracing::info!(
+        %addr,
+        %admin_addr,
+        mode = if state.keys.is_some() { "keys" } else { "open" },
+        "bedrock-meter listening"
+    );
     Ok(Running {
         addr,
         admin_addr,
         state,
         admin,
         stop,
-        tasks: vec![proxy_task, admin_task],
+        tasks,
+    })
+}
+
+/// Reloads the rate card when its file changes. A card that fails validation is refused
+/// whole; requests already in flight keep the card they started with either way.
+fn watch_rates(
+    state: &Arc<State>,
+    path: PathBuf,
+    interval: Duration,
+    stop: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    state.meter.metrics.watch_file(ConfigFile::RateCard);
+    let state = state.clone();
+    reload::watch(path, interval, stop.clone(), move |path| {
+        let metrics = &state.meter.metrics;
+        match RateCard::load(path) {
+            Ok(loaded) => {
+                for w in &loaded.warnings {
+                    tracing::warn!("rate card: {w}");
+                }
+                let version = loaded.card.version.clone();
+                metrics.set_rate_card(&version);
+                state.rates.store(Arc::new(loaded.card));
+                metrics.reloaded(ConfigFile::RateCard, true);
+                tracing::info!(%version, "rate card reloaded");
+            }
+            Err(errors) => {
+                for e in &errors.0 {
+                    tracing::warn!("rate card not reloaded, the previous one stays: {e}");
+                }
+                metrics.reloaded(ConfigFile::RateCard, false);
+            }
+        }
+    })
+}
+
+/// Reloads the keys file when it changes; a broken file keeps the previous keys.
+fn watch_keys(
+    state: &Arc<State>,
+    path: PathBuf,
+    interval: Duration,
+    stop: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    state.meter.metrics.watch_file(ConfigFile::Keys);
+    let state = state.clone();
+    reload::watch(path, interval, stop.clone(), move |path| {
+        let (metrics, Some(store)) = (&state.meter.metrics, &state.keys) else {
+            return;
+        };
+        match Keys::load(path) {
+            Ok(loaded) => {
+                for w in &loaded.warnings {
+                    tracing::warn!("keys: {w}");
+                }
+                let n = loaded.keys.len();
+                store.replace(loaded.keys);
+                metrics.set_keys_loaded(n);
+                metrics.reloaded(ConfigFile::Keys, true);
+                tracing::info!(keys = n, "keys reloaded");
+            }
+            Err(errors) => {
+                for e in &errors.0 {
+                    tracing::warn!("keys not reloaded, the previous ones stay: {e}");
+                }
+                metrics.reloaded(ConfigFile::Keys, false);
+            }
+        }
     })
 }

@@ -28,8 +28,16 @@ pub enum SigV4Error {
     Missing,
     #[error("malformed Authorization header: {0}")]
     Malformed(&'static str),
-    #[error("Signature expired: request time is outside the allowed window")]
-    Expired,
+    /// The request time is more than the allowed skew from now (AWS's wording, so operators
+    /// recognise it).
+    #[error("{}", expired_message(.request_time, .server_time, .skew_minutes))]
+    Expired {
+        request_time: String,
+        server_time: String,
+        skew_minutes: i64,
+    },
+    #[error("the security token included in the request is invalid")]
+    BadSessionToken,
     #[error("the request signature does not match")]
     Mismatch,
     #[error("signing failed: {0}")]
@@ -42,7 +50,8 @@ impl SigV4Error {
         match self {
             SigV4Error::Missing => "missing",
             SigV4Error::Malformed(_) => "malformed",
-            SigV4Error::Expired => "expired",
+            SigV4Error::Expired { .. } => "expired",
+            SigV4Error::BadSessionToken => "bad_session_token",
             SigV4Error::Mismatch => "mismatch",
             SigV4Error::Signing(_) => "signing",
         }
@@ -182,6 +191,46 @@ pub fn sign(
     Ok(())
 }
 
+/// The checks that need only the headers: the `Authorization` header parses, `x-amz-date` is
+/// signed, agrees with the credential scope's date and lies within `max_skew` of `now`. Cheap,
+/// so a caller can refuse before reading a body.
+pub fn precheck(
+    headers: &HeaderMap,
+    now: SystemTime,
+    max_skew: Duration,
+) -> Result<(Authorization<'_>, SystemTime), SigV4Error> {
+    let auth_value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or(SigV4Error::Missing)?
+        .to_str()
+        .map_err(|_| SigV4Error::Malformed("not ASCII"))?;
+    let auth = parse_authorization(auth_value)?;
+    if !auth.signed_headers.contains(&X_AMZ_DATE) {
+        return Err(SigV4Error::Malformed("x-amz-date is not signed"));
+    }
+    let amz_date = headers
+        .get(X_AMZ_DATE)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(SigV4Error::Malformed("no x-amz-date header"))?;
+    let time = parse_amz_date(amz_date).ok_or(SigV4Error::Malformed("bad x-amz-date"))?;
+    if !amz_date.starts_with(auth.date) {
+        return Err(SigV4Error::Malformed("scope date differs from x-amz-date"));
+    }
+    let (skew, future) = match now.duration_since(time) {
+        Ok(d) => (d, false),
+        Err(e) => (e.duration(), true),
+    };
+    if skew > max_skew {
+        let minutes = i64::try_from(max_skew.as_secs() / 60).unwrap_or(i64::MAX);
+        return Err(SigV4Error::Expired {
+            request_time: amz_date.to_owned(),
+            server_time: format_amz_date(now),
+            skew_minutes: if future { -minutes } else { minutes },
+        });
+    }
+    Ok((auth, time))
+}
+
 /// Verifies the SigV4 signature of a received request against `credentials` (the secret the
 /// caller looked up by the access key id in the header). `now` and `max_skew` bound the request
 /// time. The caller checks the access key id, region and service it expects.
@@ -192,32 +241,7 @@ pub fn verify(
     now: SystemTime,
     max_skew: Duration,
 ) -> Result<(), SigV4Error> {
-    let auth_value = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .ok_or(SigV4Error::Missing)?
-        .to_str()
-        .map_err(|_| SigV4Error::Malformed("not ASCII"))?;
-    let auth = parse_authorization(auth_value)?;
-    if !auth.signed_headers.contains(&X_AMZ_DATE) {
-        return Err(SigV4Error::Malformed("x-amz-date is not signed"));
-    }
-    let amz_date = parts
-        .headers
-        .get(X_AMZ_DATE)
-        .and_then(|v| v.to_str().ok())
-        .ok_or(SigV4Error::Malformed("no x-amz-date header"))?;
-    let time = parse_amz_date(amz_date).ok_or(SigV4Error::Malformed("bad x-amz-date"))?;
-    if !amz_date.starts_with(auth.date) {
-        return Err(SigV4Error::Malformed("scope date differs from x-amz-date"));
-    }
-    let skew = match now.duration_since(time) {
-        Ok(d) => d,
-        Err(e) => e.duration(),
-    };
-    if skew > max_skew {
-        return Err(SigV4Error::Expired);
-    }
+    let (auth, time) = precheck(&parts.headers, now, max_skew)?;
 
     // HTTP/2 clients carry the host in `:authority`, which hyper exposes on the URI.
     let authority = parts.uri.authority().map(|a| a.as_str());
@@ -252,11 +276,14 @@ pub fn verify(
     match (token_signed, token_sent, credentials.session_token()) {
         (true, Some(sent), Some(expected)) => {
             if !bool::from(sent.as_bytes().ct_eq(expected.as_bytes())) {
-                return Err(SigV4Error::Mismatch);
+                return Err(SigV4Error::BadSessionToken);
             }
         }
         (false, None, None) => {}
-        _ => return Err(SigV4Error::Mismatch),
+        // Signed but not sent, or sent but not signed, is a broken signature; a token where the
+        // key has none (or none where it has one) is a wrong token.
+        (true, None, _) | (false, Some(_), Some(_)) => return Err(SigV4Error::Mismatch),
+        _ => return Err(SigV4Error::BadSessionToken),
     }
 
     let identity: Identity = credentials.clone().into();
@@ -325,6 +352,47 @@ pub fn parse_amz_date(s: &str) -> Option<SystemTime> {
     let secs = days_from_civil(y, mo, d) * 86_400 + h * 3_600 + mi * 60 + se;
     let secs = u64::try_from(secs).ok()?;
     UNIX_EPOCH.checked_add(Duration::from_secs(secs))
+}
+
+/// Formats a time as SigV4's `YYYYMMDDTHHMMSSZ`.
+pub fn format_amz_date(time: SystemTime) -> String {
+    let secs = time
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
+}
+
+fn expired_message(request_time: &str, server_time: &str, skew_minutes: &i64) -> String {
+    if *skew_minutes >= 0 {
+        format!(
+            "Signature expired: {request_time} is now earlier than {server_time} - {skew_minutes} min."
+        )
+    } else {
+        format!(
+            "Signature not yet current: {request_time} is still later than {server_time} + {} min.",
+            -skew_minutes
+        )
+    }
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -412,7 +480,11 @@ mod tests {
                 now + Duration::from_secs(901),
                 skew
             ),
-            Err(SigV4Error::Expired)
+            Err(SigV4Error::Expired {
+                request_time: format_amz_date(now),
+                server_time: format_amz_date(now + Duration::from_secs(901)),
+                skew_minutes: 15,
+            })
         );
         // Unsigned headers may change; signed ones may not.
         parts
@@ -445,11 +517,11 @@ mod tests {
         let other = Credentials::new("AKIDEXAMPLE", "s3cret", Some("tik".into()), None, "t");
         assert_eq!(
             verify(&parts, b"", &other, now, skew),
-            Err(SigV4Error::Mismatch)
+            Err(SigV4Error::BadSessionToken)
         );
         assert_eq!(
             verify(&parts, b"", &creds("s3cret"), now, skew),
-            Err(SigV4Error::Mismatch)
+            Err(SigV4Error::BadSessionToken)
         );
     }
 
@@ -462,6 +534,14 @@ mod tests {
         );
         let t = parse_amz_date("20000229T123456Z").unwrap();
         assert_eq!(t.duration_since(UNIX_EPOCH).unwrap().as_secs(), 951_827_696);
+        for t in [0, 951_827_696, 1_767_225_600, 4_102_444_799] {
+            let time = UNIX_EPOCH + Duration::from_secs(t);
+            assert_eq!(parse_amz_date(&format_amz_date(time)), Some(time), "{t}");
+        }
+        assert_eq!(
+            format_amz_date(UNIX_EPOCH + Duration::from_secs(951_827_696)),
+            "20000229T123456Z"
+        );
         for bad in [
             "",
             "20260101T000000",

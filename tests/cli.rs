@@ -188,3 +188,35 @@ async fn serve_meters_in_front_of_the_simulator() {
         .unwrap();
     assert_eq!(lite["input"], 0.06);
 }
+
+#[test]
+fn serve_refuses_a_broken_keys_file_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.toml");
+    std::fs::write(
+        &keys,
+        "[[key]]\naccess_key_id = \"AKID1\"\nsecret_access_key = \"s3cret-value\"\napp = \"ok\"\n\n[[key]]\nbearer_token = \"short\"\napp = \"batch\"\n",
+    )
+    .unwrap();
+    let k = keys.to_str().unwrap();
+    let (code, _, stderr) = run(&["serve", "--keys", k, "--listen", "127.0.0.1:0"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!("{k}:7: bearer_token is shorter than 16")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret-value"), "{stderr}");
+
+    // A bearer key with no Region needs --region.
+    std::fs::write(
+        &keys,
+        "[[key]]\nbearer_token = \"0123456789abcdef-batch\"\napp = \"batch\"\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run(&["serve", "--keys", k, "--listen", "127.0.0.1:0"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("give the keys of batch a `region`"),
+        "{stderr}"
+    );
+}

@@ -1,4 +1,4 @@
-//! Identify: which application a request belongs to (open mode).
+//! Open mode: the app a request belongs to, as the client declares it.
 //!
 //! Every AWS SDK puts `app/NAME` in `User-Agent` when `AWS_SDK_UA_APP_ID` (or the SDK's app id
 //! setting) is set; the Rust SDK also puts it in `x-amz-user-agent`. Clients that cannot set an

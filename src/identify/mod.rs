@@ -1,0 +1,320 @@
+//! Identify: which application a request belongs to.
+//!
+//! Open mode trusts what the client declares ([`open`]). Keys mode ([`keys`]) trusts only a
+//! proof: a SigV4 signature made with a virtual key from the keys file, or a bearer token from
+//! it. The check is split in two so most refusals cost no body read: [`KeyStore::precheck`]
+//! needs only the headers; [`verify_body`] checks the signature over the body afterwards.
+
+pub mod keys;
+pub mod open;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use aws_credential_types::Credentials;
+use http::{HeaderMap, StatusCode, header, request::Parts};
+
+use crate::sigv4::{self, SigV4Error};
+pub use keys::{Keys, KeysError, KeysErrors, LoadedKeys};
+pub use open::APP_HEADER;
+
+/// How far a request's signing time may be from the proxy's clock, as AWS allows.
+pub const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
+
+/// The `app` label of a request refused before it was attributed.
+pub const UNAUTHENTICATED: &str = "unauthenticated";
+
+/// The keys in force; swapped whole on reload, so a request keeps the key it was checked with.
+pub struct KeyStore {
+    keys: ArcSwap<Keys>,
+}
+
+/// Who the headers say the caller is.
+pub enum Verdict {
+    /// Proven already (a bearer token), with the Region its key names, if any.
+    Bearer {
+        app: Arc<str>,
+        region: Option<Arc<str>>,
+    },
+    /// Proven once the signature over the body checks out with these credentials.
+    Signed {
+        app: Arc<str>,
+        credentials: Credentials,
+    },
+}
+
+/// Why a request was refused. Messages follow AWS's wording and never carry a secret.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthFailure {
+    #[error("Missing Authentication Token")]
+    Missing,
+    #[error("Authorization header is malformed: {0}")]
+    Malformed(&'static str),
+    #[error("Credential should be scoped to correct service: 'bedrock'.")]
+    WrongService,
+    #[error("The security token included in the request is invalid.")]
+    UnknownKey,
+    #[error("The security token included in the request is invalid.")]
+    BadSessionToken,
+    #[error(
+        "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
+    )]
+    BadSignature,
+    #[error("{0}")]
+    Expired(String),
+    #[error("The API key included in the request is invalid.")]
+    UnknownBearerToken,
+}
+
+impl AuthFailure {
+    /// The `reason` label of `bedrock_auth_failures_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "missing",
+            AuthFailure::Malformed(_) | AuthFailure::WrongService => "malformed",
+            AuthFailure::UnknownKey => "unknown_key",
+            AuthFailure::BadSessionToken => "bad_session_token",
+            AuthFailure::BadSignature => "bad_signature",
+            AuthFailure::Expired(_) => "expired",
+            AuthFailure::UnknownBearerToken => "unknown_bearer_token",
+        }
+    }
+
+    pub const REASONS: [&'static str; 7] = [
+        "missing",
+        "malformed",
+        "unknown_key",
+        "bad_session_token",
+        "bad_signature",
+        "expired",
+        "unknown_bearer_token",
+    ];
+
+    /// Status and `x-amzn-ErrorType`: what AWS answers, so SDKs raise the familiar exception.
+    pub fn status_and_type(&self) -> (StatusCode, &'static str) {
+        let error_type = match self {
+            AuthFailure::Missing => "MissingAuthenticationTokenException",
+            AuthFailure::Malformed(_) | AuthFailure::WrongService => "IncompleteSignatureException",
+            AuthFailure::UnknownKey
+            | AuthFailure::BadSessionToken
+            | AuthFailure::UnknownBearerToken => "UnrecognizedClientException",
+            AuthFailure::BadSignature | AuthFailure::Expired(_) => "InvalidSignatureException",
+        };
+        (StatusCode::FORBIDDEN, error_type)
+    }
+}
+
+impl From<SigV4Error> for AuthFailure {
+    fn from(e: SigV4Error) -> Self {
+        match e {
+            SigV4Error::Missing => AuthFailure::Missing,
+            SigV4Error::Malformed(m) => AuthFailure::Malformed(m),
+            e @ SigV4Error::Expired { .. } => AuthFailure::Expired(e.to_string()),
+            SigV4Error::BadSessionToken => AuthFailure::BadSessionToken,
+            SigV4Error::Mismatch | SigV4Error::Signing(_) => AuthFailure::BadSignature,
+        }
+    }
+}
+
+impl KeyStore {
+    pub fn new(keys: Keys) -> Self {
+        KeyStore {
+            keys: ArcSwap::from_pointee(keys),
+        }
+    }
+
+    /// Replaces the keys; requests already checked keep the key they were checked with.
+    pub fn replace(&self, keys: Keys) {
+        self.keys.store(Arc::new(keys));
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.load().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Everything that can be decided from the headers: the scheme, the key, the time window.
+    pub fn precheck(&self, headers: &HeaderMap, now: SystemTime) -> Result<Verdict, AuthFailure> {
+        let value = headers
+            .get(header::AUTHORIZATION)
+            .ok_or(AuthFailure::Missing)?
+            .to_str()
+            .map_err(|_| AuthFailure::Malformed("not ASCII"))?;
+        let keys = self.keys.load();
+        if let Some(token) = bearer_token(value) {
+            let key = keys.bearer(token).ok_or(AuthFailure::UnknownBearerToken)?;
+            return Ok(Verdict::Bearer {
+                app: key.app.clone(),
+                region: key.region.clone(),
+            });
+        }
+        let (auth, _time) = sigv4::precheck(headers, now, MAX_SKEW)?;
+        if auth.service != sigv4::SERVICE {
+            return Err(AuthFailure::WrongService);
+        }
+        let key = keys
+            .sigv4(auth.access_key_id)
+            .ok_or(AuthFailure::UnknownKey)?;
+        Ok(Verdict::Signed {
+            app: key.app.clone(),
+            credentials: key.credentials.clone(),
+        })
+    }
+}
+
+/// The signature check proper, once the body is in hand.
+pub fn verify_body(
+    parts: &Parts,
+    body: &[u8],
+    credentials: &Credentials,
+    now: SystemTime,
+) -> Result<(), AuthFailure> {
+    sigv4::verify(parts, body, credentials, now, MAX_SKEW).map_err(AuthFailure::from)
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header (scheme case-insensitive, RFC 6750).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{HeaderValue, Method, Request};
+
+    fn store() -> KeyStore {
+        let text = r#"
+[[key]]
+access_key_id = "AKIDCHECKOUT01"
+secret_access_key = "checkout-secret"
+app = "checkout"
+
+[[key]]
+bearer_token = "bedrock-api-key-0123456789"
+app = "batch"
+"#;
+        KeyStore::new(Keys::parse(text, "k").unwrap().keys)
+    }
+
+    fn signed(akid: &str, secret: &str, time: SystemTime, body: &[u8]) -> Parts {
+        let (mut parts, ()) = Request::builder()
+            .method(Method::POST)
+            .uri("http://127.0.0.1:8080/model/amazon.nova-micro-v1%3A0/converse")
+            .header("content-type", "application/json")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let creds = Credentials::new(akid, secret, None, None, "t");
+        sigv4::sign(&mut parts, body, &creds, "us-east-1", time).unwrap();
+        parts
+    }
+
+    fn check(
+        store: &KeyStore,
+        parts: &Parts,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<Arc<str>, AuthFailure> {
+        match store.precheck(&parts.headers, now)? {
+            Verdict::Bearer { app, .. } => Ok(app),
+            Verdict::Signed { app, credentials } => {
+                verify_body(parts, body, &credentials, now)?;
+                Ok(app)
+            }
+        }
+    }
+
+    #[test]
+    fn sigv4_and_bearer() {
+        let store = store();
+        let now = SystemTime::now();
+        let body = br#"{"messages":[]}"#;
+        let good = signed("AKIDCHECKOUT01", "checkout-secret", now, body);
+        assert_eq!(check(&store, &good, body, now).as_deref(), Ok("checkout"));
+        assert_eq!(
+            check(&store, &good, b"{}", now),
+            Err(AuthFailure::BadSignature)
+        );
+        let wrong = signed("AKIDCHECKOUT01", "guess", now, body);
+        assert_eq!(
+            check(&store, &wrong, body, now),
+            Err(AuthFailure::BadSignature)
+        );
+        let unknown = signed("AKIDNOBODY", "checkout-secret", now, body);
+        assert_eq!(
+            check(&store, &unknown, body, now),
+            Err(AuthFailure::UnknownKey)
+        );
+        let stale = signed(
+            "AKIDCHECKOUT01",
+            "checkout-secret",
+            now - Duration::from_secs(16 * 60),
+            body,
+        );
+        let failure = check(&store, &stale, body, now).unwrap_err();
+        assert_eq!(failure.reason(), "expired");
+        assert!(
+            failure.to_string().starts_with("Signature expired: "),
+            "{failure}"
+        );
+        assert_eq!(failure.status_and_type().1, "InvalidSignatureException");
+
+        let mut bearer = signed("AKIDCHECKOUT01", "checkout-secret", now, body);
+        bearer.headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer bedrock-api-key-0123456789"),
+        );
+        assert_eq!(check(&store, &bearer, body, now).as_deref(), Ok("batch"));
+        bearer.headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer bedrock-api-key-0123456780"),
+        );
+        assert_eq!(
+            check(&store, &bearer, body, now),
+            Err(AuthFailure::UnknownBearerToken)
+        );
+        bearer.headers.remove(header::AUTHORIZATION);
+        assert_eq!(check(&store, &bearer, body, now), Err(AuthFailure::Missing));
+    }
+
+    #[test]
+    fn other_services_are_refused() {
+        let store = store();
+        let now = SystemTime::now();
+        let mut parts = signed("AKIDCHECKOUT01", "checkout-secret", now, b"");
+        let auth = parts.headers[header::AUTHORIZATION]
+            .to_str()
+            .unwrap()
+            .replace("/bedrock/", "/s3/");
+        parts
+            .headers
+            .insert(header::AUTHORIZATION, auth.parse().unwrap());
+        assert_eq!(
+            check(&store, &parts, b"", now),
+            Err(AuthFailure::WrongService)
+        );
+    }
+
+    #[test]
+    fn reload_swaps_keys() {
+        let store = store();
+        let now = SystemTime::now();
+        let parts = signed("AKIDCHECKOUT01", "checkout-secret", now, b"");
+        assert!(check(&store, &parts, b"", now).is_ok());
+        let text = "[[key]]\naccess_key_id = \"AKIDCHECKOUT01\"\nsecret_access_key = \"rotated\"\napp = \"checkout\"\n";
+        store.replace(Keys::parse(text, "k").unwrap().keys);
+        assert_eq!(
+            check(&store, &parts, b"", now),
+            Err(AuthFailure::BadSignature)
+        );
+        assert_eq!(store.len(), 1);
+    }
+}

@@ -1,0 +1,101 @@
+//! Reload: re-reads a configuration file (rate card, keys) on SIGHUP and whenever its contents
+//! change, and hands it to a loader that validates before swapping anything in.
+//!
+//! Change is detected by polling the contents rather than with file-system events: it works the
+//! same on every file system, through the symlink swaps Kubernetes uses for mounted ConfigMaps,
+//! and after an editor replaces the file. The files are small, so a read every few seconds is
+//! nothing.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+/// How often a watched file is compared with what was last loaded.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Calls `reload` with `path` on every SIGHUP and whenever the file's contents differ from the
+/// last contents seen. A file that cannot be read is left to the loader only on SIGHUP (a
+/// rename in progress must not trigger a failed reload every tick).
+pub fn watch<F>(
+    path: PathBuf,
+    interval: Duration,
+    stop: CancellationToken,
+    mut reload: F,
+) -> JoinHandle<()>
+where
+    F: FnMut(&Path) + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut last = tokio::fs::read(&path).await.ok();
+        // Without a signal handler (an unusual sandbox), change polling still works.
+        let mut hangup = signal(SignalKind::hangup()).ok();
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            let forced = tokio::select! {
+                () = stop.cancelled() => return,
+                _ = tick.tick() => false,
+                Some(()) = next_hangup(&mut hangup) => true,
+            };
+            let now = tokio::fs::read(&path).await.ok();
+            let changed = now.is_some() && now != last;
+            if forced || changed {
+                reload(&path);
+                if now.is_some() {
+                    last = now;
+                }
+            }
+        }
+    })
+}
+
+async fn next_hangup(hangup: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match hangup {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[tokio::test]
+    async fn reloads_on_change_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.toml");
+        std::fs::write(&path, "a").unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = CancellationToken::new();
+        let s = seen.clone();
+        let task = watch(
+            path.clone(),
+            Duration::from_millis(20),
+            stop.clone(),
+            move |p| {
+                s.lock().unwrap().push(std::fs::read_to_string(p).unwrap());
+            },
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(seen.lock().unwrap().is_empty());
+        // Replaced atomically, as editors and ConfigMap updates do.
+        std::fs::write(dir.path().join("tmp"), "b").unwrap();
+        std::fs::rename(dir.path().join("tmp"), &path).unwrap();
+        for _ in 0..100 {
+            if !seen.lock().unwrap().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(*seen.lock().unwrap(), vec!["b".to_string()]);
+        stop.cancel();
+        task.await.unwrap();
+    }
+}
