@@ -13,8 +13,23 @@ use clap::{Args, Parser, Subcommand};
     about = "Live usage-metering proxy for Amazon Bedrock"
 )]
 pub struct Cli {
+    /// Log format on stderr. The level comes from BEDROCK_METER_LOG (default `info`; `debug`
+    /// logs one line per request).
+    #[arg(
+        long,
+        global = true,
+        env = "BEDROCK_METER_LOG_FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -32,6 +47,8 @@ pub enum Command {
     },
     /// Simulator + proxy + synthetic multi-app traffic, with a live cost table.
     Demo(DemoArgs),
+    /// Pre-flight cost estimate: characters ÷ 4 input tokens, output capped by max tokens.
+    Estimate(EstimateArgs),
     /// Rate card tools.
     Rates {
         #[command(subcommand)]
@@ -77,6 +94,17 @@ pub struct ServeArgs {
     /// Allow open mode (no client authentication) on a non-loopback address.
     #[arg(long, env = "BEDROCK_METER_ALLOW_OPEN")]
     pub allow_open: bool,
+    /// Usage ledger: one JSON line per recorded request, appended to FILE (`-` for stdout).
+    /// Reopened on SIGHUP, for logrotate.
+    #[arg(long, env = "BEDROCK_METER_LEDGER", value_name = "FILE|-")]
+    pub ledger: Option<String>,
+    /// Ledger lines queued for writing before new ones are dropped (and counted).
+    #[arg(long, env = "BEDROCK_METER_LEDGER_QUEUE", default_value_t = crate::ledger::DEFAULT_QUEUE)]
+    pub ledger_queue: usize,
+    /// Add `x-bedrock-meter-cost-usd` (the call's cost in USD) to metered non-streaming
+    /// responses.
+    #[arg(long, env = "BEDROCK_METER_COST_HEADER", default_value_t = true, action = clap::ArgAction::Set, value_name = "true|false")]
+    pub cost_header: bool,
     /// Largest request body accepted, in bytes (Bedrock's own limit is 25 MB).
     #[arg(long, env = "BEDROCK_METER_MAX_BODY", default_value_t = crate::server::DEFAULT_MAX_BODY)]
     pub max_body: usize,
@@ -110,4 +138,29 @@ pub struct DemoArgs {
     /// Admin address of the demo's proxy (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub admin_listen: SocketAddr,
+}
+
+#[derive(Args, Debug)]
+pub struct EstimateArgs {
+    /// Model id as the app would call it (profile prefixes and ARNs are looked up as the proxy
+    /// does).
+    #[arg(long)]
+    pub model: String,
+    /// Characters of prompt text; estimated as one token per 4 characters, rounded up.
+    #[arg(long)]
+    pub input_chars: u64,
+    /// Output tokens expected; the call's maxTokens caps the real number [default: equal to
+    /// the input estimate].
+    #[arg(long)]
+    pub output_tokens: Option<u64>,
+    /// Calls, to estimate a batch or a day's traffic.
+    #[arg(long, default_value_t = 1)]
+    pub calls: u64,
+    /// Rate card file.
+    #[arg(
+        long,
+        env = "BEDROCK_METER_RATES",
+        default_value = "rates/bedrock.toml"
+    )]
+    pub rates: PathBuf,
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use aws_config::{BehaviorVersion, Region};
 use clap::Parser;
 
-use bedrock_meter::cli::{Cli, Command, RatesCommand, ServeArgs};
+use bedrock_meter::cli::{Cli, Command, EstimateArgs, LogFormat, RatesCommand, ServeArgs};
 use bedrock_meter::forward::upstream::Upstream;
 use bedrock_meter::identify::Keys;
 use bedrock_meter::pricing::RateCard;
@@ -16,13 +16,15 @@ use bedrock_meter::{demo, simulator};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BEDROCK_METER_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BEDROCK_METER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(format!("demo: {e}")),
             },
+            Command::Estimate(args) => estimate(&args),
             Command::Rates {
                 command: RatesCommand::Check { file },
             } => rates_check(&file),
@@ -60,6 +63,20 @@ fn fail(message: String) -> ExitCode {
 fn config_error(message: String) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(2)
+}
+
+fn estimate(args: &EstimateArgs) -> ExitCode {
+    let card = match RateCard::load(&args.rates) {
+        Ok(l) => l.card,
+        Err(e) => return config_error(format!("rate card rejected:\n{e}")),
+    };
+    match bedrock_meter::estimate::estimate(&card, args) {
+        Ok(e) => {
+            print!("{}", bedrock_meter::estimate::render(&card, args, &e));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e.to_string()),
+    }
 }
 
 fn rates_check(file: &std::path::Path) -> ExitCode {
@@ -162,6 +179,12 @@ async fn serve(args: ServeArgs) -> ExitCode {
 
     let mut config = ProxyConfig::new(loaded.card, credentials, upstream);
     config.rates_path = Some(args.rates);
+    config.ledger = args
+        .ledger
+        .as_deref()
+        .map(bedrock_meter::ledger::Target::parse);
+    config.ledger_queue = args.ledger_queue;
+    config.cost_header = args.cost_header;
     config.keys = keys;
     config.keys_path = args.keys;
     config.listen = args.listen;

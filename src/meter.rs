@@ -2,15 +2,16 @@
 //! snapshot taken when it arrived, and updates the counters and histograms.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use http::StatusCode;
 use prometheus::IntGauge;
 
 use crate::labels::{LabelGuard, UNKNOWN_APP};
+use crate::ledger::{Ledger, Record};
 use crate::metrics::Metrics;
-use crate::pricing::{ModelPrice, Usage, price};
+use crate::pricing::{Cost, ModelPrice, RateCard, Usage, price as price_fn};
 use crate::route::Operation;
 use crate::tap::eventstream::{StreamEnd, StreamTap};
 use crate::tap::usage::{self, Missing};
@@ -22,21 +23,39 @@ pub const MAX_JSON_COPY: usize = 16 * 1024 * 1024;
 pub struct Meter {
     pub metrics: Metrics,
     pub labels: LabelGuard,
+    /// One JSON line per recorded request, when `--ledger` is given.
+    pub ledger: Option<Ledger>,
 }
 
+/// The status recorded for a request whose client left before the proxy answered (nginx's
+/// convention; no response was sent, so no real status exists).
+pub const CLIENT_CLOSED: u16 = 499;
+
 impl Meter {
-    /// Starts metering a request: counts it in flight until it is recorded.
-    pub fn begin(self: &Arc<Self>, app: Option<&str>, op: Operation, start: Instant) -> Pending {
+    /// Starts metering a request: counts it in flight until it is recorded. `card` is the rate
+    /// card snapshot this request will be priced with, whatever reloads meanwhile.
+    pub fn begin(
+        self: &Arc<Self>,
+        app: Option<&str>,
+        op: Operation,
+        start: Instant,
+        card: Arc<RateCard>,
+    ) -> Pending {
         let gauge = self.metrics.in_flight(op).clone();
         gauge.inc();
         Pending {
-            app: self.labels.app(app.unwrap_or(UNKNOWN_APP), &self.metrics),
-            meter: self.clone(),
-            op,
-            model_id: None,
-            price: None,
-            start,
-            in_flight: InFlight(gauge),
+            inner: Some(Inner {
+                app: self.labels.app(app.unwrap_or(UNKNOWN_APP), &self.metrics),
+                meter: self.clone(),
+                op,
+                model_id: None,
+                card,
+                price: None,
+                start,
+                wall: SystemTime::now(),
+                request_id: None,
+                in_flight: InFlight(gauge),
+            }),
         }
     }
 }
@@ -49,22 +68,40 @@ impl Drop for InFlight {
     }
 }
 
-/// A request on its way; consumed by exactly one of [`Pending::finish`] or [`Pending::tap`].
+/// A request on its way, recorded exactly once: by [`Pending::finish`], by the tap
+/// [`Pending::tap`] hands the response body, or — if it is dropped unrecorded because the
+/// client left while the proxy was still working — as status 499.
 pub struct Pending {
+    inner: Option<Inner>,
+}
+
+struct Inner {
     meter: Arc<Meter>,
     app: Arc<str>,
     op: Operation,
     model_id: Option<String>,
+    card: Arc<RateCard>,
     price: Option<Arc<ModelPrice>>,
     start: Instant,
+    wall: SystemTime,
+    request_id: Option<Box<str>>,
     in_flight: InFlight,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            let status = StatusCode::from_u16(CLIENT_CLOSED).unwrap_or(StatusCode::BAD_REQUEST);
+            inner.record(status, None, StreamFacts::default());
+        }
+    }
 }
 
 /// Where the usage of a response is to be found.
 pub enum Source {
     /// Not a metered response (an error status, or an operation without token usage).
     None,
-    /// Already known from the response headers (InvokeModel).
+    /// Already known (InvokeModel's headers, or a Converse body read whole).
     Known(Result<Usage, Missing>),
     /// In the JSON body (Converse): keep a copy of the body as it passes.
     JsonBody,
@@ -82,69 +119,63 @@ struct StreamFacts {
 }
 
 impl Pending {
+    fn inner(&self) -> Option<&Inner> {
+        self.inner.as_ref()
+    }
+
     pub fn operation(&self) -> Operation {
-        self.op
+        self.inner().map_or(Operation::Other, |i| i.op)
     }
 
     /// Re-attributes the request (a signature that turned out not to check).
     pub fn set_app(&mut self, app: &str) {
-        self.app = self.meter.labels.app(app, &self.meter.metrics);
+        if let Some(i) = self.inner.as_mut() {
+            i.app = i.meter.labels.app(app, &i.meter.metrics);
+        }
     }
 
-    pub fn set_model(&mut self, model_id: Option<String>, price: Option<Arc<ModelPrice>>) {
-        self.model_id = model_id;
-        self.price = price;
+    /// The model called; its price comes from this request's rate card snapshot.
+    pub fn set_model(&mut self, model_id: Option<String>) {
+        if let Some(i) = self.inner.as_mut() {
+            i.price = model_id.as_deref().and_then(|m| i.card.lookup(m));
+            i.model_id = model_id;
+        }
+    }
+
+    /// Bedrock's request id (`x-amzn-RequestId`), for the ledger.
+    pub fn set_request_id(&mut self, id: Option<&str>) {
+        if let Some(i) = self.inner.as_mut() {
+            i.request_id = id.map(Box::from);
+        }
+    }
+
+    /// What `usage` costs at this request's prices; None when the model is unpriced.
+    pub fn quote(&self, usage: &Usage) -> Option<Cost> {
+        let price = self.inner()?.price.as_ref()?;
+        Some(price_fn(usage, &price.rates))
     }
 
     /// Records a request that ends here, with no response body to watch.
-    pub fn finish(self, status: StatusCode, outcome: Option<Result<Usage, Missing>>) {
-        self.record(status, outcome, StreamFacts::default());
+    pub fn finish(mut self, status: StatusCode, outcome: Option<Result<Usage, Missing>>) {
+        if let Some(inner) = self.inner.take() {
+            inner.record(status, outcome, StreamFacts::default());
+        }
     }
 
-    fn record(
-        self,
+    fn record_with(
+        mut self,
         status: StatusCode,
         outcome: Option<Result<Usage, Missing>>,
-        stream: StreamFacts,
+        facts: StreamFacts,
     ) {
-        let Pending {
-            meter,
-            app,
-            op,
-            model_id,
-            price: model_price,
-            start,
-            in_flight,
-        } = self;
-        let m = &meter.metrics;
-        let vouched = status.is_success() || model_price.is_some();
-        let model = meter.labels.model(model_id.as_deref(), vouched, m);
-        m.request(
-            &app,
-            &model,
-            op,
-            status.as_u16(),
-            start.elapsed().as_secs_f64(),
-        );
-        if let Some(seconds) = stream.first_event {
-            m.time_to_first_token(&model, op, seconds);
+        if let Some(inner) = self.inner.take() {
+            inner.record(status, outcome, facts);
         }
-        if let Some(exception) = &stream.exception {
-            m.stream_exception(&model, op, exception);
-        }
-        match outcome {
-            Some(Ok(u)) => {
-                let series = m.series(&app, &model);
-                let cost = model_price.as_ref().map(|p| price(&u, &p.rates));
-                m.usage(&series, &u, cost.as_ref());
-                if cost.is_none() {
-                    m.unpriced(&model);
-                }
-            }
-            Some(Err(missing)) => m.usage_missing(op, missing.as_str()),
-            None => {}
-        }
-        drop(in_flight);
+    }
+
+    fn elapsed(&self) -> f64 {
+        self.inner()
+            .map_or(0.0, |i| i.start.elapsed().as_secs_f64())
     }
 
     /// A tap that records the request when its response body ends.
@@ -157,6 +188,78 @@ impl Pending {
             too_large: false,
             first_event: None,
         })
+    }
+}
+
+impl Inner {
+    fn record(
+        self,
+        status: StatusCode,
+        outcome: Option<Result<Usage, Missing>>,
+        stream: StreamFacts,
+    ) {
+        let Inner {
+            meter,
+            app,
+            op,
+            model_id,
+            card,
+            price: model_price,
+            start,
+            wall,
+            request_id,
+            in_flight,
+        } = self;
+        let m = &meter.metrics;
+        let vouched = status.is_success() || model_price.is_some();
+        let model = meter.labels.model(model_id.as_deref(), vouched, m);
+        let latency = start.elapsed();
+        m.request(&app, &model, op, status.as_u16(), latency.as_secs_f64());
+        if let Some(seconds) = stream.first_event {
+            m.time_to_first_token(&model, op, seconds);
+        }
+        if let Some(exception) = &stream.exception {
+            m.stream_exception(&model, op, exception);
+        }
+        let mut metered = None;
+        match outcome {
+            Some(Ok(u)) => {
+                let series = m.series(&app, &model);
+                let cost = model_price.as_ref().map(|p| price_fn(&u, &p.rates));
+                m.usage(&series, &u, cost.as_ref());
+                if cost.is_none() {
+                    m.unpriced(&model);
+                }
+                let savings = model_price.as_ref().map(|p| {
+                    u.cache_read
+                        .saturating_mul(p.rates.input.saturating_sub(p.rates.cache_read))
+                });
+                metered = Some((u, cost, savings));
+            }
+            Some(Err(missing)) => m.usage_missing(op, missing.as_str()),
+            None => {}
+        }
+        drop(in_flight);
+        if let Some(ledger) = &meter.ledger {
+            let (usage, cost, cache_savings) = match metered {
+                Some((u, c, s)) => (u, c, s),
+                None => (Usage::default(), None, None),
+            };
+            ledger.record(Record {
+                time: wall,
+                request_id,
+                app,
+                model,
+                operation: op,
+                status: status.as_u16(),
+                tier: None,
+                usage,
+                cost,
+                cache_savings,
+                latency,
+                rate_card: Arc::from(card.version.as_str()),
+            });
+        }
     }
 }
 
@@ -182,7 +285,7 @@ impl Tap for Recorder {
             }
             Source::Stream(stream) => {
                 if stream.push(chunk) && self.first_event.is_none() {
-                    self.first_event = Some(self.pending.start.elapsed().as_secs_f64());
+                    self.first_event = Some(self.pending.elapsed());
                 }
             }
             Source::None | Source::Known(_) => {}
@@ -213,7 +316,7 @@ impl Tap for Recorder {
                 Some(stream_outcome(stream.outcome(), end, &mut facts))
             }
         };
-        pending.record(status, outcome, facts);
+        pending.record_with(status, outcome, facts);
     }
 }
 

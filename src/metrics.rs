@@ -138,6 +138,7 @@ pub struct Metrics {
     rate_card_reloads: IntCounterVec,
     keys_reloads: IntCounterVec,
     keys_loaded: IntGauge,
+    ledger_dropped: IntCounter,
     series: DashMap<(Arc<str>, Arc<str>), Arc<Series>>,
 }
 
@@ -267,6 +268,11 @@ impl Metrics {
             "Virtual keys in force (keys mode), both kinds.",
         )?;
         registry.register(Box::new(keys_loaded.clone()))?;
+        let ledger_dropped = IntCounter::new(
+            "bedrock_ledger_dropped_total",
+            "Ledger lines lost because the ledger's queue was full (the requests themselves succeeded and are in every other metric).",
+        )?;
+        registry.register(Box::new(ledger_dropped.clone()))?;
         let overhead = Operation::ALL
             .iter()
             .map(|op| overhead_vec.with_label_values(&[op.as_str()]))
@@ -295,6 +301,7 @@ impl Metrics {
             rate_card_reloads,
             keys_reloads,
             keys_loaded,
+            ledger_dropped,
             series: DashMap::new(),
         })
     }
@@ -421,6 +428,10 @@ impl Metrics {
             ConfigFile::RateCard => &self.rate_card_reloads,
             ConfigFile::Keys => &self.keys_reloads,
         }
+    }
+
+    pub fn ledger_dropped(&self) -> IntCounter {
+        self.ledger_dropped.clone()
     }
 
     pub fn set_keys_loaded(&self, n: usize) {

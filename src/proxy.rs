@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
-use http::{Request, Response, StatusCode, header, request::Parts};
+use bytes::{Bytes, BytesMut};
+use http::{HeaderValue, Request, Response, StatusCode, header, request::Parts};
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
 use crate::aws_error::{aws_error, error_chain};
@@ -15,14 +15,21 @@ use crate::forward::credentials::CredentialCache;
 use crate::forward::upstream::{Upstream, UpstreamClient};
 use crate::forward::{strip_hop_by_hop, upstream_request};
 use crate::identify::{self, AuthFailure, KeyStore, UNAUTHENTICATED, Verdict};
+use crate::ledger::usd_trimmed;
 use crate::listener::BoxError;
+use crate::meter::MAX_JSON_COPY;
 use crate::meter::{Meter, Pending, Source};
 use crate::pricing::RateCard;
+use crate::pricing::Usage;
 use crate::route::{Operation, route};
 use crate::sigv4;
 use crate::tap::TapBody;
 use crate::tap::eventstream::{StreamKind, StreamTap};
-use crate::tap::usage;
+use crate::tap::usage::{self, Missing};
+
+/// Response header telling a metered non-streaming call's cost (`--cost-header`).
+pub const COST_HEADER: &str = "x-bedrock-meter-cost-usd";
+const REQUEST_ID: &str = "x-amzn-requestid";
 
 pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
 
@@ -40,6 +47,21 @@ pub struct State {
     pub max_body: usize,
     /// Longest wait for the upstream's response headers.
     pub upstream_timeout: Duration,
+    /// Add `x-bedrock-meter-cost-usd` to metered non-streaming responses.
+    pub cost_header: bool,
+}
+
+impl State {
+    /// Waits until every ledger line recorded so far is written (bounded).
+    pub async fn flush_ledger(self: &Arc<Self>) {
+        let state = self.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(ledger) = &state.meter.ledger {
+                ledger.flush(Duration::from_secs(5));
+            }
+        })
+        .await;
+    }
 }
 
 /// The errors the proxy itself answers with (DESIGN §3.5); upstream errors pass through.
@@ -65,6 +87,8 @@ enum ProxyError {
     Unreachable(String),
     #[error("the upstream Bedrock endpoint did not answer within {0:?}")]
     Timeout(Duration),
+    #[error("the upstream Bedrock endpoint broke off its answer: {0}")]
+    BrokenBody(String),
 }
 
 impl ProxyError {
@@ -79,15 +103,35 @@ impl ProxyError {
             ProxyError::Signing(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerException")
             }
-            ProxyError::Unreachable(_) => (StatusCode::BAD_GATEWAY, "InternalServerException"),
+            ProxyError::Unreachable(_) | ProxyError::BrokenBody(_) => {
+                (StatusCode::BAD_GATEWAY, "InternalServerException")
+            }
             ProxyError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "ModelTimeoutException"),
         }
     }
 
     fn respond(self, pending: Pending) -> Response<ProxyBody> {
+        self.respond_with(pending, None)
+    }
+
+    /// For a call Bedrock answered with success whose answer could not be read: the usage is
+    /// counted missing as well.
+    fn respond_missing(self, pending: Pending) -> Response<ProxyBody> {
+        self.respond_with(pending, Some(Err(Missing::UpstreamError)))
+    }
+
+    fn respond_with(
+        self,
+        pending: Pending,
+        outcome: Option<Result<Usage, Missing>>,
+    ) -> Response<ProxyBody> {
         let (status, error_type) = self.status_and_type();
-        tracing::debug!(%status, error = %self, "request refused");
-        pending.finish(status, None);
+        if status.is_server_error() {
+            tracing::warn!(%status, error = %self, "request failed");
+        } else {
+            tracing::debug!(%status, error = %self, "request refused");
+        }
+        pending.finish(status, outcome);
         aws_error(status, error_type, &self.to_string())
             .map(|b| b.map_err(|never| match never {}).boxed_unsync())
     }
@@ -109,7 +153,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
         Ok(Some(Verdict::Bearer { app, .. } | Verdict::Signed { app, .. })) => Some(&**app),
         Err(_) => Some(UNAUTHENTICATED),
     };
-    let mut pending = state.meter.begin(app, op, start);
+    let mut pending = state.meter.begin(app, op, start, state.rates.load_full());
     let verdict = match verdict {
         Ok(v) => v,
         Err(failure) => return refuse(&state, failure, pending),
@@ -118,11 +162,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
         return ProxyError::UnknownOperation(format!("{} {}", parts.method, parts.uri.path()))
             .respond(pending);
     };
-    let price = route
-        .model_id
-        .as_deref()
-        .and_then(|m| state.rates.load().lookup(m));
-    pending.set_model(route.model_id, price);
+    pending.set_model(route.model_id);
 
     let body = match read_body(&parts, body, state.max_body).await {
         Ok(b) => b,
@@ -143,8 +183,32 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
         Ok(r) => r,
         Err(e) => return e.respond(pending),
     };
-    let mut overhead = prepared.elapsed();
+    let overhead = prepared.elapsed();
 
+    // From here on the call is Bedrock's to bill: it runs to completion and is metered even if
+    // the client leaves meanwhile, so the exchange is a task of its own rather than part of
+    // this future, which hyper drops when the client goes.
+    match tokio::spawn(exchange(state, pending, request, overhead)).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::warn!("exchange task failed: {e}");
+            aws_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerException",
+                "bedrock-meter failed while handling the request",
+            )
+            .map(|b| b.map_err(|never| match never {}).boxed_unsync())
+        }
+    }
+}
+
+/// Sends the signed request upstream and hands back the response, tapped for metering.
+async fn exchange(
+    state: Arc<State>,
+    mut pending: Pending,
+    request: Request<Full<Bytes>>,
+    mut overhead: Duration,
+) -> Response<ProxyBody> {
     let response =
         match tokio::time::timeout(state.upstream_timeout, state.client.request(request)).await {
             Err(_) => return ProxyError::Timeout(state.upstream_timeout).respond(pending),
@@ -154,12 +218,22 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
     let received = Instant::now();
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers);
+    pending.set_request_id(head.headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()));
     let op = pending.operation();
+    let metrics_overhead = |extra: Duration| {
+        state
+            .meter
+            .metrics
+            .proxy_overhead(op, (overhead + extra).as_secs_f64());
+    };
+    if head.status.is_success() && op == Operation::Converse {
+        overhead += received.elapsed();
+        return converse_whole(&state, pending, head, body, overhead).await;
+    }
     let source = if !head.status.is_success() {
         Source::None
     } else {
         match op {
-            Operation::Converse => Source::JsonBody,
             Operation::InvokeModel => Source::Known(usage::invoke_headers(&head.headers)),
             Operation::ConverseStream => {
                 Source::Stream(Box::new(StreamTap::new(StreamKind::ConverseStream)))
@@ -170,14 +244,109 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
             _ => Source::None,
         }
     };
+    if let Source::Known(Ok(usage)) = &source {
+        add_cost_header(&state, &pending, usage, &mut head.headers);
+    }
     let tap = pending.tap(head.status, source);
     let body = TapBody::new(body, tap).boxed_unsync();
-    overhead += received.elapsed();
-    state
-        .meter
-        .metrics
-        .proxy_overhead(op, overhead.as_secs_f64());
+    metrics_overhead(received.elapsed());
     Response::from_parts(head, body)
+}
+
+/// A Converse answer arrives whole right after its headers (the model has finished), so it is
+/// read whole: the usage in it is then known before the client gets the headers, and can be
+/// told in `x-bedrock-meter-cost-usd`. Bounded by [`MAX_JSON_COPY`]; a larger body is passed
+/// on as it comes, without the header.
+async fn converse_whole(
+    state: &State,
+    pending: Pending,
+    mut head: http::response::Parts,
+    mut body: Incoming,
+    overhead: Duration,
+) -> Response<ProxyBody> {
+    let waited = Instant::now();
+    let mut buf = BytesMut::new();
+    let read = tokio::time::timeout(state.upstream_timeout, async {
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                buf.extend_from_slice(&data);
+                if buf.len() > MAX_JSON_COPY {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok::<bool, hyper::Error>(true)
+    })
+    .await;
+    let parsed = Instant::now();
+    match read {
+        Ok(Ok(true)) => {
+            let bytes = buf.freeze();
+            let outcome = usage::converse(&bytes);
+            if let Ok(usage) = &outcome {
+                add_cost_header(state, &pending, usage, &mut head.headers);
+            }
+            pending.finish(head.status, Some(outcome));
+            state.meter.metrics.proxy_overhead(
+                Operation::Converse,
+                (overhead + parsed.elapsed()).as_secs_f64(),
+            );
+            let _ = waited;
+            Response::from_parts(
+                head,
+                Full::new(bytes)
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            )
+        }
+        Ok(Ok(false)) => {
+            let tap = pending.tap(head.status, Source::Known(Err(Missing::TooLarge)));
+            let body = Prefixed {
+                prefix: Some(buf.freeze()),
+                rest: body,
+            };
+            Response::from_parts(head, TapBody::new(body, tap).boxed_unsync())
+        }
+        Ok(Err(e)) => ProxyError::BrokenBody(error_chain(&e)).respond_missing(pending),
+        Err(_) => ProxyError::Timeout(state.upstream_timeout).respond_missing(pending),
+    }
+}
+
+fn add_cost_header(state: &State, pending: &Pending, usage: &Usage, headers: &mut http::HeaderMap) {
+    if !state.cost_header {
+        return;
+    }
+    if let Some(cost) = pending.quote(usage)
+        && let Ok(value) = HeaderValue::from_str(&usd_trimmed(cost.total()))
+    {
+        headers.insert(COST_HEADER, value);
+    }
+}
+
+/// A body that yields `prefix` first, then the rest of an upstream body.
+struct Prefixed {
+    prefix: Option<Bytes>,
+    rest: Incoming,
+}
+
+impl hyper::body::Body for Prefixed {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        if let Some(prefix) = this.prefix.take() {
+            return std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(prefix))));
+        }
+        std::pin::Pin::new(&mut this.rest).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.prefix.is_none() && self.rest.is_end_stream()
+    }
 }
 
 fn refuse(state: &State, failure: AuthFailure, pending: Pending) -> Response<ProxyBody> {

@@ -17,6 +17,7 @@ use crate::forward::credentials::CredentialCache;
 use crate::forward::upstream::{self, Upstream};
 use crate::identify::{KeyStore, Keys};
 use crate::labels::LabelGuard;
+use crate::ledger::{self, Ledger};
 use crate::listener;
 use crate::meter::Meter;
 use crate::metrics::{ConfigFile, Metrics};
@@ -36,6 +37,11 @@ pub struct ProxyConfig {
     /// Keys mode: the virtual keys, and their file to watch.
     pub keys: Option<Keys>,
     pub keys_path: Option<PathBuf>,
+    /// The usage ledger, when wanted.
+    pub ledger: Option<ledger::Target>,
+    pub ledger_queue: usize,
+    /// Add `x-bedrock-meter-cost-usd` to metered non-streaming responses.
+    pub cost_header: bool,
     /// How often watched files are checked for changes (SIGHUP reloads at once).
     pub reload_interval: Duration,
     pub credentials: SharedCredentialsProvider,
@@ -63,6 +69,9 @@ impl ProxyConfig {
             keys: None,
             keys_path: None,
             reload_interval: reload::DEFAULT_INTERVAL,
+            ledger: None,
+            ledger_queue: ledger::DEFAULT_QUEUE,
+            cost_header: true,
             credentials,
             max_body: DEFAULT_MAX_BODY,
             max_apps: 200,
@@ -85,6 +94,8 @@ pub enum StartError {
     },
     #[error("metrics set-up failed: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("cannot open the ledger: {0}")]
+    Ledger(std::io::Error),
     #[error("TLS set-up failed: {0}")]
     Tls(#[from] rustls::Error),
 }
@@ -108,13 +119,15 @@ impl Running {
         format!("http://{}", self.admin_addr)
     }
 
-    /// Stops accepting, lets open connections finish (bounded), and returns when done.
+    /// Stops accepting, lets open connections finish (bounded), writes out the ledger, and
+    /// returns when done.
     pub async fn shutdown(self) {
         self.admin.ready.store(false, Ordering::Relaxed);
         self.stop.cancel();
         for task in self.tasks {
             let _ = task.await;
         }
+        self.state.flush_ledger().await;
     }
 }
 
@@ -135,9 +148,17 @@ pub async fn start(config: ProxyConfig) -> Result<Running, StartError> {
 
     let metrics = Metrics::new()?;
     metrics.set_rate_card(&config.rates.version);
+    let ledger = match config.ledger {
+        Some(target) => Some(
+            Ledger::open(target, config.ledger_queue, metrics.ledger_dropped())
+                .map_err(StartError::Ledger)?,
+        ),
+        None => None,
+    };
     let meter = Arc::new(Meter {
         metrics,
         labels: LabelGuard::new(config.max_apps, config.max_models),
+        ledger,
     });
     let stop = CancellationToken::new();
     let credentials = CredentialCache::new(config.credentials);
@@ -156,6 +177,7 @@ pub async fn start(config: ProxyConfig) -> Result<Running, StartError> {
         region: config.region,
         max_body: config.max_body,
         upstream_timeout: config.upstream_timeout,
+        cost_header: config.cost_header,
     });
     let admin = Arc::new(Admin {
         state: state.clone(),
@@ -175,6 +197,9 @@ pub async fn start(config: ProxyConfig) -> Result<Running, StartError> {
         stop.clone(),
     ));
     let mut tasks = vec![proxy_task, admin_task];
+    if state.meter.ledger.is_some() {
+        tasks.push(reopen_ledger_on_hangup(&state, &stop));
+    }
     if let Some(path) = config.rates_path {
         tasks.push(watch_rates(&state, path, config.reload_interval, &stop));
     }
@@ -194,6 +219,31 @@ pub async fn start(config: ProxyConfig) -> Result<Running, StartError> {
         admin,
         stop,
         tasks,
+    })
+}
+
+/// logrotate moves the ledger away and sends SIGHUP; the next line goes to a new file.
+fn reopen_ledger_on_hangup(
+    state: &Arc<State>,
+    stop: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let state = state.clone();
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                Some(()) = hangup.recv() => {
+                    if let Some(ledger) = &state.meter.ledger {
+                        ledger.reopen();
+                    }
+                }
+            }
+        }
     })
 }
 

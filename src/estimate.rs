@@ -1,0 +1,132 @@
+//! `bedrock-meter estimate`: what a call would cost before it is made. Input tokens are
+//! estimated as characters ÷ 4 (rounded up), the rule of thumb for English text; output is
+//! taken at the call's `maxTokens`, so the figure is an upper bound for output.
+
+use std::fmt::Write as _;
+
+use crate::cli::EstimateArgs;
+use crate::ledger::usd_trimmed;
+use crate::pricing::{RateCard, Usage, price};
+
+/// Characters per token in the estimate.
+pub const CHARS_PER_TOKEN: u64 = 4;
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Estimate {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Per call, pico-dollars.
+    pub input_pico: u64,
+    pub output_pico: u64,
+    pub calls: u64,
+}
+
+impl Estimate {
+    pub fn per_call(&self) -> u64 {
+        self.input_pico.saturating_add(self.output_pico)
+    }
+
+    pub fn total(&self) -> u64 {
+        self.per_call().saturating_mul(self.calls)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EstimateError {
+    #[error("{0} is not in the rate card; `bedrock-meter rates check` lists what is")]
+    Unpriced(String),
+}
+
+pub fn estimate(card: &RateCard, args: &EstimateArgs) -> Result<Estimate, EstimateError> {
+    let model = card
+        .lookup(&args.model)
+        .ok_or_else(|| EstimateError::Unpriced(args.model.clone()))?;
+    let input_tokens = args.input_chars.div_ceil(CHARS_PER_TOKEN);
+    let output_tokens = args.output_tokens.unwrap_or(0);
+    let cost = price(
+        &Usage {
+            input: input_tokens,
+            output: output_tokens,
+            cache_read: 0,
+            cache_write: 0,
+        },
+        &model.rates,
+    );
+    Ok(Estimate {
+        input_tokens,
+        output_tokens,
+        input_pico: cost.input,
+        output_pico: cost.output,
+        calls: args.calls,
+    })
+}
+
+/// The estimate as people read it.
+pub fn render(card: &RateCard, args: &EstimateArgs, e: &Estimate) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "model    {}  (rate card {})", args.model, card.version);
+    let _ = writeln!(
+        out,
+        "input    {} tokens ({} characters / {CHARS_PER_TOKEN})  ${}",
+        e.input_tokens,
+        args.input_chars,
+        usd_trimmed(e.input_pico)
+    );
+    match args.output_tokens {
+        Some(_) => {
+            let _ = writeln!(
+                out,
+                "output   {} tokens (at most)  ${}",
+                e.output_tokens,
+                usd_trimmed(e.output_pico)
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "output   not estimated: pass --output-tokens (the call's maxTokens) for the upper bound"
+            );
+        }
+    }
+    let _ = writeln!(out, "per call ${}", usd_trimmed(e.per_call()));
+    if e.calls != 1 {
+        let _ = writeln!(out, "{} calls ${}", e.calls, usd_trimmed(e.total()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CARD: &str = "version = \"t\"\n[[model]]\nid = \"amazon.nova-micro-v1:0\"\ninput = 0.035\noutput = 0.14\ncache_read = 0.00875\ncache_write = 0.035\n";
+
+    fn args(model: &str, chars: u64, out: Option<u64>, calls: u64) -> EstimateArgs {
+        EstimateArgs {
+            model: model.into(),
+            input_chars: chars,
+            output_tokens: out,
+            calls,
+            rates: "unused".into(),
+        }
+    }
+
+    #[test]
+    fn follows_the_formula() {
+        let card = RateCard::parse(CARD, "c").unwrap().card;
+        // 10,001 characters → 2,501 tokens × $0.035/1M; 1,000 × $0.14/1M.
+        let a = args("us.amazon.nova-micro-v1:0", 10_001, Some(1_000), 3);
+        let e = estimate(&card, &a).unwrap();
+        assert_eq!((e.input_tokens, e.output_tokens), (2_501, 1_000));
+        assert_eq!(e.input_pico, 2_501 * 35_000);
+        assert_eq!(e.output_pico, 1_000 * 140_000);
+        assert_eq!(e.total(), 3 * (2_501 * 35_000 + 1_000 * 140_000));
+        let text = render(&card, &a, &e);
+        assert!(text.contains("per call $0.000227535\n"), "{text}");
+        assert!(text.contains("3 calls $0.000682605\n"), "{text}");
+        assert!(matches!(
+            estimate(&card, &args("nope", 1, None, 1)),
+            Err(EstimateError::Unpriced(_))
+        ));
+    }
+}
