@@ -1,16 +1,27 @@
 # syntax=docker/dockerfile:1
 #
-# bedrock-meter container image.
+# bedrock-meter container image. The entrypoint is `bedrock-meter`; the default command
+# is `serve`.
 #
 #   docker build -t bedrock-meter .
-#   docker run --rm -p 8080:8080 -p 9464:9464 -e AWS_REGION=us-east-1 \
+#   docker run --rm -p 127.0.0.1:8080:8080 -p 127.0.0.1:9464:9464 -e AWS_REGION=us-east-1 \
 #     -e AWS_ACCESS_KEY_ID -e AWS_SECRET_ACCESS_KEY -e AWS_SESSION_TOKEN bedrock-meter
+#   docker run --rm -p 127.0.0.1:9465:9465 -e BEDROCK_METER_ADMIN_LISTEN=0.0.0.0:9465 \
+#     bedrock-meter demo --admin-listen 0.0.0.0:9465        # no AWS account needed
 #
 # Override the rate card by mounting a file over /etc/bedrock-meter/rates/bedrock.toml
 # (or point BEDROCK_METER_RATES elsewhere).
+#
+# Builds with the classic builder and with BuildKit alike (no BuildKit-only syntax), so
+# docker-compose v1 can build it.
+
+# The Rust toolchain image. "1" follows the latest stable release; pin a release for
+# reproducible builds, e.g. --build-arg RUST_VERSION=1.95. The crate needs 1.85 or later
+# (edition 2024).
+ARG RUST_VERSION=1
 
 ############################ build ############################
-FROM rust:1-bookworm AS builder
+FROM rust:${RUST_VERSION}-bookworm AS builder
 WORKDIR /build
 
 # Build the dependency graph alone first, against a placeholder main, so this
@@ -33,7 +44,11 @@ RUN find src -name '*.rs' -exec touch {} + \
  && install -m 0755 target/release/bedrock-meter /usr/local/bin/bedrock-meter
 
 ############################ runtime ############################
+# Same Debian release as the builder, so the binary's glibc matches.
 FROM debian:bookworm-slim
+
+LABEL org.opencontainers.image.title="bedrock-meter" \
+      org.opencontainers.image.description="Metering proxy for Amazon Bedrock Runtime: token usage, cost and Prometheus metrics"
 
 # ca-certificates: the AWS credential chain (STS, SSO, web identity) uses the
 # system trust store. Nothing else is needed: rustls needs no OpenSSL, and the
