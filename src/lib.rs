@@ -18,6 +18,7 @@ pub mod meter;
 pub mod metrics;
 pub mod pricing;
 pub mod proxy;
+pub mod report;
 pub mod route;
 pub mod scrape;
 pub mod server;
