@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod pricing;
 pub mod proxy;
 pub mod reload;
+pub mod report;
 pub mod route;
 pub mod scrape;
 pub mod server;

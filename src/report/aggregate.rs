@@ -1,0 +1,714 @@
+//! Reading the ledger and summing it: one pass, one line at a time, exact integers throughout.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::io::{self, BufRead};
+
+use serde::Deserialize;
+
+use super::money::Pico;
+use super::time::Timestamp;
+use super::{GroupBy, Query, ReportError};
+
+/// Longest ledger line read; a longer one is skipped as malformed without being held in memory.
+pub const MAX_LINE: usize = 1024 * 1024;
+
+/// Token counts summed over requests. Each ledger line holds `u64` counts, so `u128` sums
+/// cannot overflow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tokens {
+    pub input: u128,
+    pub output: u128,
+    pub cache_read: u128,
+    pub cache_write: u128,
+    pub cache_write_1h: u128,
+}
+
+/// Cost by token type, summed over priced requests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CostByType {
+    pub input: Pico,
+    pub output: Pico,
+    pub cache_read: Pico,
+    pub cache_write: Pico,
+}
+
+/// Sums over a set of requests: one report row, or the whole report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Requests (ledger lines) counted, failed ones included.
+    pub requests: u64,
+    /// Requests whose HTTP status was 400 or above.
+    pub errors: u64,
+    /// Requests that carried a cost (`cost_usd` not null).
+    pub priced_requests: u64,
+    /// Tokens of all requests, priced or not.
+    pub tokens: Tokens,
+    /// Sum of `cost_usd` over the priced requests.
+    pub cost: Pico,
+    /// Sum of `cost_usd_by_type` over the priced requests.
+    pub cost_by_type: CostByType,
+    /// Sum of `cache_savings_usd` over the priced requests.
+    pub cache_savings: Pico,
+}
+
+impl Totals {
+    /// Requests of models without a price: their tokens are counted, their cost is unknown.
+    pub fn unpriced_requests(&self) -> u64 {
+        self.requests - self.priced_requests
+    }
+
+    /// The cost, or `None` when there are requests and none of them is priced. A set with some
+    /// priced requests has the cost of those (see [`Totals::unpriced_requests`]).
+    pub fn cost_usd(&self) -> Option<Pico> {
+        (self.priced_requests > 0 || self.requests == 0).then_some(self.cost)
+    }
+
+    /// The output tokens' share of the cost in hundredths of a percent (6250 is 62.50 %).
+    /// `None` when unpriced or the cost is zero.
+    pub fn output_share(&self) -> Option<u128> {
+        self.cost_usd()?;
+        self.cost_by_type.output.share_of(self.cost)
+    }
+
+    /// Adds another set's sums to this one.
+    pub fn merge(&mut self, o: &Totals) {
+        self.requests += o.requests;
+        self.errors += o.errors;
+        self.priced_requests += o.priced_requests;
+        let (t, ot) = (&mut self.tokens, &o.tokens);
+        t.input += ot.input;
+        t.output += ot.output;
+        t.cache_read += ot.cache_read;
+        t.cache_write += ot.cache_write;
+        t.cache_write_1h += ot.cache_write_1h;
+        self.cost.0 += o.cost.0;
+        let (b, ob) = (&mut self.cost_by_type, &o.cost_by_type);
+        b.input.0 += ob.input.0;
+        b.output.0 += ob.output.0;
+        b.cache_read.0 += ob.cache_read.0;
+        b.cache_write.0 += ob.cache_write.0;
+        self.cache_savings.0 += o.cache_savings.0;
+    }
+
+    fn add(&mut self, r: &Record) {
+        // Counts and u64-bounded amounts per line: none of these sums can overflow before
+        // 2^64 lines have been read.
+        self.requests += 1;
+        self.errors += u64::from(r.status >= 400);
+        let t = &mut self.tokens;
+        t.input += u128::from(r.tokens.input);
+        t.output += u128::from(r.tokens.output);
+        t.cache_read += u128::from(r.tokens.cache_read);
+        t.cache_write += u128::from(r.tokens.cache_write);
+        t.cache_write_1h += u128::from(r.tokens.cache_write_1h);
+        if let Some(c) = &r.cost {
+            self.priced_requests += 1;
+            self.cost.0 += c.total.0;
+            let b = &mut self.cost_by_type;
+            b.input.0 += c.by_type.input.0;
+            b.output.0 += c.by_type.output.0;
+            b.cache_read.0 += c.by_type.cache_read.0;
+            b.cache_write.0 += c.by_type.cache_write.0;
+            self.cache_savings.0 += c.savings.0;
+        }
+    }
+}
+
+/// One report row: the requests of one group. Priced and unpriced requests of the same group
+/// are separate rows, so a row's cost is either complete or `unpriced`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    /// The app, when grouping by app.
+    pub app: Option<String>,
+    /// The model id, when grouping by model.
+    pub model: Option<String>,
+    /// Whether this row's requests are priced (all of them are, or none is).
+    pub priced: bool,
+    pub totals: Totals,
+}
+
+/// The first malformed line, to point at in the warning.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkippedLine {
+    /// 1-based line number in the ledger.
+    pub line: u64,
+    /// Why it was skipped.
+    pub reason: String,
+}
+
+/// The result of [`aggregate`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    pub by: GroupBy,
+    /// Sorted by cost, highest first (unpriced rows last), then app, then model.
+    pub rows: Vec<Row>,
+    /// Everything in the period; `total.cost` covers the priced requests only.
+    pub total: Totals,
+    /// Malformed lines skipped, anywhere in the ledger (in the period or not).
+    pub skipped_lines: u64,
+    pub first_skipped: Option<SkippedLine>,
+}
+
+impl Report {
+    /// The sums of one group, its priced and unpriced rows together (zero if it has none).
+    /// `app` or `model` is `None` when the report is not grouped by it.
+    pub fn group(&self, app: Option<&str>, model: Option<&str>) -> Totals {
+        let mut totals = Totals::default();
+        for row in &self.rows {
+            if row.app.as_deref() == app && row.model.as_deref() == model {
+                totals.merge(&row.totals);
+            }
+        }
+        totals
+    }
+}
+
+/// Reads a ledger and sums the requests in the query's period by its grouping.
+///
+/// Malformed lines are skipped and counted, never fatal; blank lines are ignored. Only a read
+/// error fails.
+pub fn aggregate(mut input: impl BufRead, query: &Query) -> Result<Report, ReportError> {
+    let mut groups: HashMap<Box<str>, HashMap<Box<str>, [Totals; 2]>> = HashMap::new();
+    let mut total = Totals::default();
+    let mut skipped_lines = 0u64;
+    let mut first_skipped = None;
+    let mut buf = Vec::new();
+    let mut line_no = 0u64;
+    while let Some(too_long) = read_line(&mut input, &mut buf).map_err(ReportError::Read)? {
+        line_no += 1;
+        if !too_long && buf.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let parsed = if too_long {
+            Err(format!("longer than {MAX_LINE} bytes"))
+        } else {
+            Record::parse(&buf)
+        };
+        let record = match parsed {
+            Ok(r) => r,
+            Err(reason) => {
+                skipped_lines += 1;
+                first_skipped.get_or_insert(SkippedLine {
+                    line: line_no,
+                    reason,
+                });
+                continue;
+            }
+        };
+        if query.from.is_some_and(|from| record.time < from)
+            || query.to.is_some_and(|to| record.time >= to)
+        {
+            continue;
+        }
+        let app = if query.by.has_app() { &*record.app } else { "" };
+        let model = if query.by.has_model() {
+            &*record.model
+        } else {
+            ""
+        };
+        let by_model = match groups.get_mut(app) {
+            Some(m) => m,
+            None => groups.entry(app.into()).or_default(),
+        };
+        let pair = match by_model.get_mut(model) {
+            Some(p) => p,
+            None => by_model.entry(model.into()).or_default(),
+        };
+        pair[usize::from(record.cost.is_some())].add(&record);
+        total.add(&record);
+    }
+
+    let mut rows = Vec::new();
+    for (app, by_model) in groups {
+        for (model, pair) in by_model {
+            for (priced, totals) in [false, true].into_iter().zip(pair) {
+                if totals.requests == 0 {
+                    continue;
+                }
+                rows.push(Row {
+                    app: query.by.has_app().then(|| app.to_string()),
+                    model: query.by.has_model().then(|| model.to_string()),
+                    priced,
+                    totals,
+                });
+            }
+        }
+    }
+    rows.sort_by(|a, b| {
+        let cost = |r: &Row| r.priced.then_some(r.totals.cost);
+        cost(b)
+            .cmp(&cost(a))
+            .then_with(|| a.app.cmp(&b.app))
+            .then_with(|| a.model.cmp(&b.model))
+    });
+    Ok(Report {
+        from: query.from,
+        to: query.to,
+        by: query.by,
+        rows,
+        total,
+        skipped_lines,
+        first_skipped,
+    })
+}
+
+/// Reads one line (without its `\n`) into `buf`. `None` at end of input; `Some(true)` when the
+/// line was longer than [`MAX_LINE`] (then `buf` is left empty and the rest is discarded).
+fn read_line(input: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<Option<bool>> {
+    buf.clear();
+    let mut too_long = false;
+    let mut any = false;
+    loop {
+        let available = match input.fill_buf() {
+            Ok(a) => a,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(any.then_some(too_long));
+        }
+        any = true;
+        let newline = available.iter().position(|&c| c == b'\n');
+        let chunk = &available[..newline.unwrap_or(available.len())];
+        if !too_long {
+            if buf.len() + chunk.len() > MAX_LINE {
+                too_long = true;
+                *buf = Vec::new();
+            } else {
+                buf.extend_from_slice(chunk);
+            }
+        }
+        let used = newline.map_or(chunk.len(), |n| n + 1);
+        input.consume(used);
+        if newline.is_some() {
+            return Ok(Some(too_long));
+        }
+    }
+}
+
+/// The fields of a ledger line the report uses; others are ignored.
+#[derive(Deserialize)]
+struct Line<'a> {
+    time: &'a str,
+    #[serde(borrow)]
+    app: Cow<'a, str>,
+    #[serde(borrow)]
+    model: Cow<'a, str>,
+    status: u16,
+    tokens: LineTokens,
+    #[serde(default)]
+    cost_usd: Option<&'a str>,
+    #[serde(default, borrow)]
+    cost_usd_by_type: Option<LineCostByType<'a>>,
+    #[serde(default)]
+    cache_savings_usd: Option<&'a str>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct LineTokens {
+    input: u64,
+    output: u64,
+    cache_read: u64,
+    cache_write: u64,
+    cache_write_1h: u64,
+}
+
+#[derive(Deserialize)]
+struct LineCostByType<'a> {
+    #[serde(default)]
+    input: Option<&'a str>,
+    #[serde(default)]
+    output: Option<&'a str>,
+    #[serde(default)]
+    cache_read: Option<&'a str>,
+    #[serde(default)]
+    cache_write: Option<&'a str>,
+}
+
+/// A valid ledger line.
+struct Record<'a> {
+    time: Timestamp,
+    app: Cow<'a, str>,
+    model: Cow<'a, str>,
+    status: u16,
+    tokens: LineTokens,
+    cost: Option<LineCost>,
+}
+
+struct LineCost {
+    total: Pico,
+    by_type: CostByType,
+    savings: Pico,
+}
+
+impl<'a> Record<'a> {
+    /// Parses and checks one line; the error is a reason for the warning.
+    fn parse(bytes: &'a [u8]) -> Result<Record<'a>, String> {
+        let line: Line<'a> = serde_json::from_slice(bytes).map_err(|e| {
+            let message = e.to_string();
+            // The position within the line is noise next to the line number.
+            match message.rfind(" at line ") {
+                Some(i) => message[..i].to_string(),
+                None => message,
+            }
+        })?;
+        let time = Timestamp::parse_rfc3339(line.time)
+            .ok_or_else(|| format!("invalid time {:?}", line.time))?;
+        let cost = match line.cost_usd {
+            None => None,
+            Some(total) => {
+                let by_type = line
+                    .cost_usd_by_type
+                    .ok_or("cost_usd is set but cost_usd_by_type is null")?;
+                Some(LineCost {
+                    total: money("cost_usd", Some(total))?,
+                    by_type: CostByType {
+                        input: money("cost_usd_by_type.input", by_type.input)?,
+                        output: money("cost_usd_by_type.output", by_type.output)?,
+                        cache_read: money("cost_usd_by_type.cache_read", by_type.cache_read)?,
+                        cache_write: money("cost_usd_by_type.cache_write", by_type.cache_write)?,
+                    },
+                    savings: money("cache_savings_usd", line.cache_savings_usd)?,
+                })
+            }
+        };
+        Ok(Record {
+            time,
+            app: line.app,
+            model: line.model,
+            status: line.status,
+            tokens: line.tokens,
+            cost,
+        })
+    }
+}
+
+/// One amount of a priced line: absent or null is zero; at most `u64::MAX` pico-dollars
+/// (about 18 million USD) per line, which keeps every sum exact.
+fn money(field: &str, value: Option<&str>) -> Result<Pico, String> {
+    let Some(s) = value else {
+        return Ok(Pico(0));
+    };
+    Pico::parse_usd(s)
+        .filter(|p| p.0 <= u128::from(u64::MAX))
+        .ok_or_else(|| format!("invalid {field} {s:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(from: Option<&str>, to: Option<&str>, by: GroupBy) -> Query {
+        Query {
+            from: from.map(|s| Timestamp::parse_bound(s).unwrap()),
+            to: to.map(|s| Timestamp::parse_bound(s).unwrap()),
+            by,
+        }
+    }
+
+    fn line(time: &str, app: &str, model: &str, status: u16, cost: Option<&str>) -> String {
+        let (cost, by_type, savings) = match cost {
+            Some(c) => (
+                format!("\"{c}\""),
+                format!(r#"{{"input":"0","output":"{c}","cache_read":"0","cache_write":"0"}}"#),
+                "\"0.000000000000\"".to_string(),
+            ),
+            None => ("null".into(), "null".into(), "null".into()),
+        };
+        format!(
+            r#"{{"time":"{time}","request_id":"r","app":"{app}","model":"{model}","operation":"Converse","status":{status},"tier":null,"tokens":{{"input":10,"output":5,"cache_read":1,"cache_write":2,"cache_write_1h":0}},"cost_usd":{cost},"cost_usd_by_type":{by_type},"cache_savings_usd":{savings},"latency_ms":1.5,"rate_card":"2026-11"}}"#
+        )
+    }
+
+    fn run(text: &str, q: &Query) -> Report {
+        aggregate(text.as_bytes(), q).unwrap()
+    }
+
+    #[test]
+    fn sums_tiny_amounts_exactly() {
+        let text: String = (0..10_000)
+            .map(|_| {
+                line(
+                    "2026-11-23T10:00:00Z",
+                    "a",
+                    "m",
+                    200,
+                    Some("0.000000000001"),
+                ) + "\n"
+            })
+            .collect();
+        let r = run(&text, &Query::default());
+        assert_eq!(r.rows.len(), 1);
+        assert_eq!(r.total.cost, Pico(10_000));
+        assert_eq!(r.total.cost.to_string(), "0.000000010000");
+        assert_eq!(r.total.cost_by_type.output, Pico(10_000));
+        assert_eq!(r.total.tokens.input, 100_000);
+        assert_eq!(r.total.requests, 10_000);
+    }
+
+    #[test]
+    fn period_is_from_inclusive_to_exclusive() {
+        let text = [
+            line("2026-11-22T23:59:59.999Z", "a", "m", 200, Some("1")),
+            line("2026-11-23T00:00:00.000Z", "a", "m", 200, Some("10")),
+            line("2026-11-23T23:59:59.999999999Z", "a", "m", 200, Some("100")),
+            line("2026-11-24T00:00:00Z", "a", "m", 200, Some("1000")),
+            line("2026-11-24T01:00:00+02:00", "a", "m", 200, Some("10000")),
+        ]
+        .join("\n");
+        let cost = |from, to| {
+            run(&text, &query(from, to, GroupBy::AppModel))
+                .total
+                .cost
+                .usd_rounded(0)
+        };
+        assert_eq!(cost(None, None), "11111");
+        assert_eq!(cost(Some("2026-11-23"), Some("2026-11-24")), "10110");
+        assert_eq!(cost(Some("2026-11-23"), None), "11110");
+        assert_eq!(cost(None, Some("2026-11-23")), "1");
+        assert_eq!(
+            cost(
+                Some("2026-11-23T00:00:00.001Z"),
+                Some("2026-11-24T00:00:00.000000001Z")
+            ),
+            "11100"
+        );
+    }
+
+    #[test]
+    fn unpriced_requests_are_rows_of_their_own() {
+        let text = [
+            line("2026-11-23T10:00:00Z", "a", "m", 200, Some("0.5")),
+            line("2026-11-23T10:00:00Z", "a", "m", 200, None),
+            line("2026-11-23T10:00:00Z", "a", "new", 200, None),
+        ]
+        .join("\n");
+        let r = run(&text, &Query::default());
+        assert_eq!(r.rows.len(), 3);
+        let (priced, unpriced): (Vec<_>, Vec<_>) = r.rows.iter().partition(|r| r.priced);
+        assert_eq!(priced.len(), 1);
+        assert_eq!(
+            priced[0].totals.cost_usd(),
+            Some(Pico::parse_usd("0.5").unwrap())
+        );
+        assert_eq!(priced[0].totals.output_share(), Some(10_000));
+        for row in unpriced {
+            assert_eq!(row.totals.cost_usd(), None);
+            assert_eq!(row.totals.output_share(), None);
+            assert_eq!(row.totals.unpriced_requests(), 1);
+        }
+        // The priced row sorts first; the unpriced ones by app, model.
+        assert!(r.rows[0].priced);
+        assert_eq!(r.rows[1].model.as_deref(), Some("m"));
+        assert_eq!(r.rows[2].model.as_deref(), Some("new"));
+        assert_eq!(r.total.requests, 3);
+        assert_eq!(r.total.unpriced_requests(), 2);
+        assert_eq!(r.total.tokens.input, 30);
+        assert_eq!(r.total.cost_usd(), Some(Pico::parse_usd("0.5").unwrap()));
+        let both = r.group(Some("a"), Some("m"));
+        assert_eq!((both.requests, both.priced_requests), (2, 1));
+        assert_eq!(both.tokens.input, 20);
+        assert_eq!(both.cost_usd(), Some(Pico::parse_usd("0.5").unwrap()));
+        assert_eq!(r.group(Some("a"), Some("none")), Totals::default());
+        let mut sum = Totals::default();
+        r.rows.iter().for_each(|row| sum.merge(&row.totals));
+        assert_eq!(sum, r.total);
+
+        let r = run(
+            &line("2026-11-23T10:00:00Z", "a", "new", 200, None),
+            &Query::default(),
+        );
+        assert_eq!(r.total.cost_usd(), None);
+        let r = run("", &Query::default());
+        assert_eq!(r.total.cost_usd(), Some(Pico(0)));
+        assert_eq!(r.total.output_share(), None);
+    }
+
+    #[test]
+    fn errors_are_statuses_from_400() {
+        let text = [
+            line("2026-11-23T10:00:00Z", "a", "m", 200, Some("0")),
+            line("2026-11-23T10:00:00Z", "a", "m", 399, Some("0")),
+            line("2026-11-23T10:00:00Z", "a", "m", 400, Some("0")),
+            line("2026-11-23T10:00:00Z", "a", "m", 503, None),
+        ]
+        .join("\n");
+        let r = run(&text, &Query::default());
+        assert_eq!(r.total.requests, 4);
+        assert_eq!(r.total.errors, 2);
+    }
+
+    #[test]
+    fn grouping_by_app_or_model() {
+        let text = [
+            line("2026-11-23T10:00:00Z", "a", "m1", 200, Some("1")),
+            line("2026-11-23T10:00:00Z", "a", "m2", 200, Some("2")),
+            line("2026-11-23T10:00:00Z", "b", "m1", 200, Some("4")),
+        ]
+        .join("\n");
+        let r = run(&text, &query(None, None, GroupBy::App));
+        let got: Vec<_> = r
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    r.app.as_deref(),
+                    r.model.as_deref(),
+                    r.totals.cost.usd_rounded(0),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [(Some("b"), None, "4".into()), (Some("a"), None, "3".into())]
+        );
+        let r = run(&text, &query(None, None, GroupBy::Model));
+        let got: Vec<_> = r
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    r.app.as_deref(),
+                    r.model.as_deref(),
+                    r.totals.cost.usd_rounded(0),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (None, Some("m1"), "5".into()),
+                (None, Some("m2"), "2".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_lines_are_skipped_and_counted() {
+        let good = line("2026-11-23T10:00:00Z", "a", "m", 200, Some("1"));
+        let text = [
+            good.clone(),
+            "{\"time\":\"2026-11-23T10:00:00Z\",\"app\":\"a\"".into(), // truncated
+            String::new(),                                              // blank: ignored
+            "   \r".into(),                                             // blank: ignored
+            good.replace("2026-11-23T10:00:00Z", "2026-11-23T10:00:00"),
+            good.replace("\"1\"", "\"-1\""),
+            good.replace("\"1\"", "1"),
+            good.replace("\"input\":10", "\"input\":-10"),
+            good.replace("\"status\":200", "\"status\":\"200\""),
+            good.replace("\"app\":\"a\",", ""),
+            good.replace(r#""cost_usd_by_type":{"input":"0","output":"1","cache_read":"0","cache_write":"0"}"#, r#""cost_usd_by_type":null"#),
+            good.replace("\"1\"", "\"18446744.073709551616\""),
+            "[1,2,3]".into(),
+            "\u{1b}[31m not json".into(),
+            good.clone() + "\r",
+        ]
+        .join("\n");
+        let r = run(&text, &Query::default());
+        assert_eq!(r.total.requests, 2);
+        assert_eq!(r.skipped_lines, 11);
+        let first = r.first_skipped.unwrap();
+        assert_eq!(first.line, 2);
+        assert_eq!(first.reason, "EOF while parsing an object");
+
+        let reasons: Vec<String> = text
+            .lines()
+            .filter_map(|l| Record::parse(l.as_bytes()).err())
+            .collect();
+        assert!(reasons.contains(&"invalid time \"2026-11-23T10:00:00\"".to_string()));
+        assert!(reasons.contains(&"invalid cost_usd \"-1\"".to_string()));
+        assert!(reasons.contains(&"missing field `app`".to_string()));
+        assert!(reasons.contains(&"invalid cost_usd \"18446744.073709551616\"".to_string()));
+        assert!(reasons.contains(&"cost_usd is set but cost_usd_by_type is null".to_string()));
+    }
+
+    #[test]
+    fn largest_amount_per_line_is_accepted() {
+        let max = "18446744.073709551615";
+        let text = [
+            line("2026-11-23T10:00:00Z", "a", "m", 200, Some(max)),
+            line("2026-11-23T10:00:00Z", "a", "m", 200, Some(max)),
+        ]
+        .join("\n");
+        let r = run(&text, &Query::default());
+        assert_eq!(r.total.cost, Pico(2 * u128::from(u64::MAX)));
+        assert_eq!(r.skipped_lines, 0);
+    }
+
+    #[test]
+    fn unknown_fields_and_missing_optional_ones_are_fine() {
+        let text = [
+            r#"{"time":"2026-11-23T10:00:00Z","app":"a","model":"m","status":200,"tokens":{"input":1,"output":2,"reasoning":7},"cost_usd":"0.1","cost_usd_by_type":{"output":"0.1","cache_write_1h":"0"},"new_field":{"nested":[1,2]}}"#,
+            r#"{"time":"2026-11-23T10:00:00Z","app":"a","model":"m","status":200,"tokens":{}}"#,
+            r#"{"time":"2026-11-23T10:00:00Z","app":"\u0061","model":"m","status":500,"tokens":{"input":0,"output":0,"cache_read":0,"cache_write":0,"cache_write_1h":0},"cost_usd":"0","cost_usd_by_type":{"input":"0","output":"0","cache_read":"0","cache_write":"0"},"cache_savings_usd":null}"#,
+        ]
+        .join("\n");
+        let r = run(&text, &Query::default());
+        assert_eq!(r.skipped_lines, 0);
+        assert_eq!(r.rows.len(), 2);
+        assert_eq!(r.total.requests, 3);
+        assert_eq!(r.total.priced_requests, 2);
+        assert_eq!(r.total.errors, 1);
+        assert_eq!(r.total.tokens.output, 2);
+        assert_eq!(r.total.output_share(), Some(10_000));
+    }
+
+    #[test]
+    fn overlong_and_binary_lines_do_not_abort() {
+        let good = line("2026-11-23T10:00:00Z", "a", "m", 200, Some("1"));
+        let mut text = good.clone().into_bytes();
+        text.push(b'\n');
+        text.extend(std::iter::repeat_n(b'x', MAX_LINE + 10));
+        text.push(b'\n');
+        text.extend_from_slice(&[0xff, 0xfe, b'{', 0]);
+        text.push(b'\n');
+        text.extend_from_slice(good.as_bytes()); // last line without a newline
+        // A tiny buffer makes lines span many fill_buf calls.
+        let input = io::BufReader::with_capacity(7, &text[..]);
+        let r = aggregate(input, &Query::default()).unwrap();
+        assert_eq!(r.total.requests, 2);
+        assert_eq!(r.skipped_lines, 2);
+        let first = r.first_skipped.unwrap();
+        assert_eq!(first.line, 2);
+        assert_eq!(first.reason, format!("longer than {MAX_LINE} bytes"));
+    }
+
+    #[test]
+    fn read_errors_fail() {
+        struct Broken;
+        impl io::Read for Broken {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::Error::other("disk on fire"))
+            }
+        }
+        let err = aggregate(io::BufReader::new(Broken), &Query::default()).unwrap_err();
+        assert!(matches!(err, ReportError::Read(_)));
+    }
+
+    #[test]
+    fn corrupted_lines_never_panic() {
+        let sample = include_str!("../../tests/fixtures/ledger-sample.jsonl");
+        let mut parsed = 0;
+        for l in sample.lines() {
+            let b = l.as_bytes();
+            for cut in 0..=b.len() {
+                parsed += usize::from(Record::parse(&b[..cut]).is_ok());
+            }
+            let mut m = b.to_vec();
+            for i in 0..m.len() {
+                let keep = m[i];
+                for c in [b'0', b'9', b'.', b'-', b'"', b'}', b'Z', 0xff] {
+                    m[i] = c;
+                    let _ = Record::parse(&m);
+                }
+                m[i] = keep;
+            }
+        }
+        // Only the complete valid lines (9) parse among truncations.
+        assert_eq!(parsed, 9);
+    }
+}
