@@ -47,6 +47,13 @@ pub enum Command {
     },
     /// Simulator + proxy + synthetic multi-app traffic, with a live cost table.
     Demo(DemoArgs),
+    /// Totals per app and model from a usage ledger, for a time range.
+    Report {
+        /// The ledger file written by `serve --ledger` (`-` for stdin).
+        ledger: PathBuf,
+        #[command(flatten)]
+        args: crate::report::ReportArgs,
+    },
     /// Pre-flight cost estimate: characters ÷ 4 input tokens, output capped by max tokens.
     Estimate(EstimateArgs),
     /// Rate card tools.

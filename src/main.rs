@@ -47,6 +47,7 @@ fn main() -> ExitCode {
                 Err(e) => fail(format!("demo: {e}")),
             },
             Command::Estimate(args) => estimate(&args),
+            Command::Report { ledger, args } => report(&ledger, &args),
             Command::Rates {
                 command: RatesCommand::Check { file },
             } => rates_check(&file),
@@ -63,6 +64,23 @@ fn fail(message: String) -> ExitCode {
 fn config_error(message: String) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(2)
+}
+
+fn report(ledger: &std::path::Path, args: &bedrock_meter::report::ReportArgs) -> ExitCode {
+    use bedrock_meter::report;
+    let result = report::open(ledger).and_then(|input| {
+        report::run(
+            input,
+            args,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        )
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is_usage() => config_error(e.to_string()),
+        Err(e) => fail(e.to_string()),
+    }
 }
 
 fn estimate(args: &EstimateArgs) -> ExitCode {

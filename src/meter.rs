@@ -240,6 +240,26 @@ impl Inner {
             None => {}
         }
         drop(in_flight);
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let (input, output, cost) = metered.as_ref().map_or((0, 0, None), |(u, c, _)| {
+                (
+                    u.prompt_total(),
+                    u.output,
+                    c.map(|c| crate::ledger::usd_trimmed(c.total())),
+                )
+            });
+            tracing::debug!(
+                app = &*app,
+                model = &*model,
+                operation = op.as_str(),
+                status = status.as_u16(),
+                input_tokens = input,
+                output_tokens = output,
+                cost_usd = cost.as_deref().unwrap_or("unpriced"),
+                latency_ms = latency.as_secs_f64() * 1e3,
+                "request"
+            );
+        }
         if let Some(ledger) = &meter.ledger {
             let (usage, cost, cache_savings) = match metered {
                 Some((u, c, s)) => (u, c, s),

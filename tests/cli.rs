@@ -220,3 +220,25 @@ fn serve_refuses_a_broken_keys_file_with_its_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn demo_prints_plain_tables_when_not_on_a_terminal() {
+    let (code, stdout, stderr) = run(&["demo", "--duration", "2.5"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.starts_with("bedrock-meter demo: simulator http://127.0.0.1:"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("/metrics"), "{stdout}");
+    assert!(
+        !stdout.contains('\x1b'),
+        "no terminal escapes when piped: {stdout}"
+    );
+    let final_table = stdout.split("\nfinal, after ").nth(1).unwrap();
+    let total = final_table
+        .lines()
+        .find(|l| l.starts_with("TOTAL"))
+        .unwrap();
+    let requests: f64 = total.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(requests > 0.0, "{total}");
+}
