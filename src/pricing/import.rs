@@ -898,7 +898,11 @@ fn new_entry_block(
     let r = &base.rates;
     let mut block = String::new();
     let mut summary = Vec::new();
-    let _ = writeln!(block, "[[model]]\nid = \"{id}\"");
+    let _ = writeln!(
+        block,
+        "[[model]]\nid = {}",
+        toml::Value::String(id.to_owned())
+    );
     let mut rate = |block: &mut String, key: &str, v: u64| {
         let _ = writeln!(block, "{key} = {}", micros_to_usd_string(v));
         summary.push(format!("{key} {}", micros_to_usd_string(v)));
@@ -971,7 +975,8 @@ fn ratio(from: &SourceRates, to: &SourceRates) -> Option<Multiplier> {
     let m = u32::try_from(
         (u128::from(to.input) * 10_000 + u128::from(from.input) / 2) / u128::from(from.input),
     )
-    .ok()?;
+    .ok()
+    .filter(|m| *m <= 1000 * 10_000)?;
     let m = Multiplier::from_ten_thousandths(m);
     let pairs = [
         (Some(from.input), Some(to.input)),
