@@ -1266,6 +1266,24 @@ notes:
     }
 
     #[test]
+    fn edits_land_in_odd_layouts() {
+        // Multi-byte text, no trailing newline, sub-tables after the keys.
+        let text = "version = \"é\"\n[[model]]\nid = \"a.b\"\nname = \"Ünï\" # ü\ninput = 1\noutput = 1\ncache_read = 0.1\n[model.tiers]\nflex = 0.5\n\n# next\n[[model]]\nid = \"c.d\"\ninput = 1\noutput = 1\ncaching = false";
+        let card = RateCard::parse(text, "odd.toml").unwrap().card;
+        let json = r#"{
+            "a.b": {"litellm_provider": "bedrock", "input_cost_per_token": 1e-06, "output_cost_per_token": 1e-06, "cache_read_input_token_cost": 1e-07, "cache_creation_input_token_cost": 1.25e-06, "cache_creation_input_token_cost_above_1hr": 2e-06},
+            "c.d": {"litellm_provider": "bedrock", "input_cost_per_token": 2e-06, "output_cost_per_token": 1e-06},
+            "bedrock/eu-west-3/c.d": {"litellm_provider": "bedrock", "input_cost_per_token": 3e-06, "output_cost_per_token": 1e-06}
+        }"#;
+        let r = import_litellm_at(json, &card, now()).unwrap();
+        assert_eq!(
+            r.proposed_toml(),
+            "version = \"é\"\n[[model]]\nid = \"a.b\"\nname = \"Ünï\" # ü\ninput = 1\noutput = 1\ncache_read = 0.1\ncache_write = 1.25\ncache_write_1h = 2.00\n[model.tiers]\nflex = 0.5\n\n# next\n[[model]]\nid = \"c.d\"\ninput = 2.00\noutput = 1\ncaching = false\n\n[model.regions.eu-west-3]\ninput = 3.00\noutput = 1.00\n"
+        );
+        assert!(RateCard::parse(r.proposed_toml(), "p.toml").is_ok());
+    }
+
+    #[test]
     fn new_models_get_profiles_from_the_source_ratio() {
         let card = RateCard::parse("version = \"t\"\n", "t.toml").unwrap().card;
         let json = r#"{
