@@ -1,7 +1,20 @@
-//! Pricing: the rate card (what each model costs) and the pure function that prices a request.
+//! Pricing: the rate card (what each model costs, by Region, profile, tier, latency mode, context
+//! length and date), how a call resolves to its entry, and the pure function that prices a
+//! request. Costs are exact integers (pico-dollars); see `docs/rate-card.md`.
 
 pub mod card;
+pub mod date;
+pub mod entry;
+pub mod import;
 pub mod price;
+pub mod resolve;
 
-pub use card::{CardError, LoadedCard, ModelPrice, RateCard, Rates};
-pub use price::{Cost, TokenType, Usage, price};
+pub use card::{ArnMapping, CardError, CardErrors, LoadedCard, RateCard, STALE_AFTER_DAYS};
+pub use date::{CardDate, utc_date};
+pub use entry::{
+    Adjust, LongContext, ModelPrice, Multiplier, Profiles, Rates, RegionPrice, Tiers,
+    micros_to_usd_string,
+};
+pub use import::{ImportError, ImportReport, import_litellm, import_litellm_at};
+pub use price::{Cost, TokenType, Usage, pico_to_decimal, pico_to_usd, price};
+pub use resolve::{Call, Quote, Resolved, Scope, Tier, split_profile};

@@ -4,7 +4,7 @@
 //! 1M tokens, so `tokens × rate` is already pico-dollars. Floating point appears only when a
 //! total is handed to Prometheus.
 
-use super::card::Rates;
+use super::entry::Rates;
 
 /// The four token types Bedrock reports, in the order of the `type` metric label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -39,7 +39,11 @@ pub struct Usage {
     pub input: u64,
     pub output: u64,
     pub cache_read: u64,
+    /// All cache writes, whatever their TTL.
     pub cache_write: u64,
+    /// The part of `cache_write` written with the 1-hour TTL (`usage.cacheDetails`); the rest
+    /// used the default 5-minute TTL. A value above `cache_write` counts as `cache_write`.
+    pub cache_write_1h: u64,
 }
 
 impl Usage {
@@ -58,9 +62,15 @@ impl Usage {
             .saturating_add(self.cache_read)
             .saturating_add(self.cache_write)
     }
+
+    /// Cache writes split by TTL: (5-minute, 1-hour).
+    pub fn cache_writes_by_ttl(&self) -> (u64, u64) {
+        let one_hour = self.cache_write_1h.min(self.cache_write);
+        (self.cache_write - one_hour, one_hour)
+    }
 }
 
-/// Cost of one request by token type, in pico-dollars.
+/// Cost of one request by token type, in pico-dollars. `cache_write` covers both TTLs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Cost {
     pub input: u64,
@@ -89,18 +99,32 @@ impl Cost {
 
 /// Prices `usage` at `rates`. Saturates rather than wraps: a usage count near `u64::MAX` is a
 /// lie from upstream, and a saturated cost is easier to spot than a wrapped small one.
+///
+/// This is the arithmetic only; [`Resolved::quote`](super::Resolved::quote) chooses the rates
+/// (tier, Region, profile, long context) and applies the model's caching rules first.
 pub fn price(usage: &Usage, rates: &Rates) -> Cost {
+    let (five_minute, one_hour) = usage.cache_writes_by_ttl();
     Cost {
         input: usage.input.saturating_mul(rates.input),
         output: usage.output.saturating_mul(rates.output),
         cache_read: usage.cache_read.saturating_mul(rates.cache_read),
-        cache_write: usage.cache_write.saturating_mul(rates.cache_write),
+        cache_write: five_minute
+            .saturating_mul(rates.cache_write)
+            .saturating_add(one_hour.saturating_mul(rates.cache_write_1h)),
     }
 }
+
+const PICO_PER_USD: u64 = 1_000_000_000_000;
 
 /// Pico-dollars as USD, for Prometheus and people.
 pub fn pico_to_usd(pico: u64) -> f64 {
     pico as f64 / 1e12
+}
+
+/// Pico-dollars as an exact decimal USD string with 12 fractional digits, for the ledger:
+/// `12_345_000` → `"0.000012345000"`.
+pub fn pico_to_decimal(pico: u64) -> String {
+    format!("{}.{:012}", pico / PICO_PER_USD, pico % PICO_PER_USD)
 }
 
 #[cfg(test)]
@@ -113,6 +137,7 @@ mod tests {
             output: o,
             cache_read: cr,
             cache_write: cw,
+            cache_write_1h: cw,
         }
     }
 
@@ -146,6 +171,7 @@ mod tests {
                     output: 1_000_000,
                     cache_read: 1_000_000,
                     cache_write: 1_000_000,
+                    cache_write_1h: 0,
                 },
                 rates(3_300_000, 16_500_000, 330_000, 4_125_000),
                 24_255_000_000_000,
@@ -165,6 +191,7 @@ mod tests {
                 output: 5,
                 cache_read: 7,
                 cache_write: 11,
+                cache_write_1h: 0,
             },
             &rates(2, 3, 4, 5),
         );
@@ -181,5 +208,36 @@ mod tests {
         );
         assert_eq!(c.total(), u64::MAX);
         assert_eq!(pico_to_usd(875_000_000), 0.000875);
+    }
+
+    #[test]
+    fn one_hour_cache_writes() {
+        let r = Rates {
+            cache_write: 3_750_000,
+            cache_write_1h: 6_000_000,
+            ..Default::default()
+        };
+        let u = Usage {
+            cache_write: 1000,
+            cache_write_1h: 400,
+            ..Default::default()
+        };
+        assert_eq!(price(&u, &r).cache_write, 600 * 3_750_000 + 400 * 6_000_000);
+        // More 1-hour writes than writes: all of them are 1-hour writes.
+        let u = Usage {
+            cache_write: 10,
+            cache_write_1h: 99,
+            ..Default::default()
+        };
+        assert_eq!(u.cache_writes_by_ttl(), (0, 10));
+        assert_eq!(price(&u, &r).cache_write, 10 * 6_000_000);
+    }
+
+    #[test]
+    fn decimal_strings() {
+        assert_eq!(pico_to_decimal(12_345_000), "0.000012345000");
+        assert_eq!(pico_to_decimal(0), "0.000000000000");
+        assert_eq!(pico_to_decimal(1_500_000_000_000), "1.500000000000");
+        assert_eq!(pico_to_decimal(u64::MAX), "18446744.073709551615");
     }
 }

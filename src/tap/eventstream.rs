@@ -332,6 +332,7 @@ fn invoke_chunk(payload: &[u8], scratch: &mut Vec<u8>) -> Result<Option<Usage>, 
         output: m.output_token_count,
         cache_read: m.cache_read_input_token_count.unwrap_or(0),
         cache_write: m.cache_write_input_token_count.unwrap_or(0),
+        cache_write_1h: 0,
     }))
 }
 
@@ -391,6 +392,7 @@ mod tests {
         output: 7,
         cache_read: 5,
         cache_write: 7,
+        cache_write_1h: 0,
     };
 
     fn converse_frames() -> Vec<Vec<u8>> {
@@ -548,6 +550,7 @@ mod tests {
             output: 2,
             cache_read: 100,
             cache_write: 50,
+            cache_write_1h: 0,
         });
         let kind = StreamKind::InvokeModelWithResponseStream;
         assert_eq!(run(kind, &[&stream]), (expected.clone(), 3));

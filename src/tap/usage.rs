@@ -69,6 +69,7 @@ impl From<ConverseUsage> for Usage {
             output: u.output_tokens,
             cache_read: u.cache_read_input_tokens,
             cache_write: u.cache_write_input_tokens,
+            cache_write_1h: 0,
         }
     }
 }
@@ -104,6 +105,7 @@ pub fn invoke_headers(headers: &HeaderMap) -> Result<Usage, Missing> {
         output: count(OUTPUT_TOKENS_HEADER)?.ok_or(Missing::NoHeaders)?,
         cache_read: count(CACHE_READ_HEADER)?.unwrap_or(0),
         cache_write: count(CACHE_WRITE_HEADER)?.unwrap_or(0),
+        cache_write_1h: 0,
     })
 }
 
@@ -124,7 +126,8 @@ mod tests {
                 input: 11,
                 output: 7,
                 cache_read: 5,
-                cache_write: 7
+                cache_write: 7,
+                cache_write_1h: 0
             })
         );
         let plain = br#"{"usage":{"inputTokens":1,"outputTokens":2,"totalTokens":3}}"#;
@@ -176,7 +179,8 @@ mod tests {
                 input: 12,
                 output: 34,
                 cache_read: 5,
-                cache_write: 6
+                cache_write: 6,
+                cache_write_1h: 0
             })
         );
         h.insert("X-Amzn-Bedrock-Output-Token-Count", "lots".parse().unwrap());

@@ -1,0 +1,326 @@
+//! What one rate-card entry says: its base rates and the adjustments that apply to some calls
+//! (Region, cross-region profile, service tier, latency-optimized inference, long context).
+//!
+//! Every rate is an integer number of micro-dollars per 1M tokens and every multiplier an integer
+//! number of ten-thousandths, so applying an adjustment is integer arithmetic: exact whenever the
+//! result fits in micro-dollars, otherwise rounded half up to the nearest micro-dollar per 1M
+//! tokens (one pico-dollar per token).
+
+use std::fmt;
+use std::ops::Range;
+
+use super::date::CardDate;
+use super::resolve::Scope;
+
+/// Per-1M-token rates in micro-dollars (USD × 1e6), so prices with up to six decimals are exact.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rates {
+    pub input: u64,
+    pub output: u64,
+    pub cache_read: u64,
+    /// Cache writes with the default (5-minute) TTL.
+    pub cache_write: u64,
+    /// Cache writes with the 1-hour TTL.
+    pub cache_write_1h: u64,
+}
+
+impl Rates {
+    /// Every rate times `m`, each rounded half up to a micro-dollar.
+    pub fn scaled(self, m: Multiplier) -> Rates {
+        Rates {
+            input: m.apply(self.input),
+            output: m.apply(self.output),
+            cache_read: m.apply(self.cache_read),
+            cache_write: m.apply(self.cache_write),
+            cache_write_1h: m.apply(self.cache_write_1h),
+        }
+    }
+}
+
+/// A non-negative multiplier with at most four decimals, held as ten-thousandths (1.75 → 17500).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Multiplier(u32);
+
+impl Multiplier {
+    pub const ONE: Multiplier = Multiplier(SCALE);
+
+    /// From ten-thousandths: `Multiplier::from_ten_thousandths(11_000)` is 1.1.
+    pub const fn from_ten_thousandths(n: u32) -> Multiplier {
+        Multiplier(n)
+    }
+
+    pub const fn ten_thousandths(self) -> u32 {
+        self.0
+    }
+
+    /// A card value: finite, 0 to 1000, at most four decimals.
+    pub(crate) fn from_f64(v: f64) -> Result<Multiplier, &'static str> {
+        if !v.is_finite() || v < 0.0 {
+            return Err("must be a non-negative number");
+        }
+        if v > 1000.0 {
+            return Err("is over 1000; is it a price rather than a multiplier?");
+        }
+        let scaled = v * f64::from(SCALE);
+        let rounded = scaled.round();
+        if (scaled - rounded).abs() > 1e-6 * scaled.max(1.0) {
+            return Err("has more than 4 decimal places");
+        }
+        Ok(Multiplier(rounded as u32))
+    }
+
+    /// `micros × self`, rounded half up; saturates at `u64::MAX`.
+    pub fn apply(self, micros: u64) -> u64 {
+        if self == Multiplier::ONE {
+            return micros;
+        }
+        let product = u128::from(micros) * u128::from(self.0) + u128::from(SCALE / 2);
+        u64::try_from(product / u128::from(SCALE)).unwrap_or(u64::MAX)
+    }
+}
+
+const SCALE: u32 = 10_000;
+
+impl fmt::Display for Multiplier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (whole, frac) = (self.0 / SCALE, self.0 % SCALE);
+        if frac == 0 {
+            return write!(f, "{whole}");
+        }
+        let digits = format!("{frac:04}");
+        write!(f, "{whole}.{}", digits.trim_end_matches('0'))
+    }
+}
+
+/// Where a rate literal sits in the card text (byte ranges), so `rates import` can rewrite it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct RateSpans {
+    pub input: Option<Range<usize>>,
+    pub output: Option<Range<usize>>,
+    pub cache_read: Option<Range<usize>>,
+    pub cache_write: Option<Range<usize>>,
+    pub cache_write_1h: Option<Range<usize>>,
+    /// Where a new `key = value` line can be inserted into the same table (top-level `[[model]]`
+    /// keys only; `None` for inline and sub-tables).
+    pub insert_at: Option<usize>,
+    /// Where a new sub-table (`[model.regions.R]`) can be inserted: just after the entry's last
+    /// line of content (top-level `[[model]]` only).
+    pub table_end: Option<usize>,
+}
+
+/// A change to a set of rates: every rate times `multiplier` (default 1), then each rate given
+/// explicitly replaces the result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Adjust {
+    pub multiplier: Multiplier,
+    pub input: Option<u64>,
+    pub output: Option<u64>,
+    pub cache_read: Option<u64>,
+    pub cache_write: Option<u64>,
+    pub cache_write_1h: Option<u64>,
+    pub(crate) spans: RateSpans,
+}
+
+impl Adjust {
+    /// Only a multiplier.
+    pub fn multiply(m: Multiplier) -> Adjust {
+        Adjust {
+            multiplier: m,
+            input: None,
+            output: None,
+            cache_read: None,
+            cache_write: None,
+            cache_write_1h: None,
+            spans: RateSpans::default(),
+        }
+    }
+
+    pub fn apply(&self, rates: Rates) -> Rates {
+        let r = rates.scaled(self.multiplier);
+        Rates {
+            input: self.input.unwrap_or(r.input),
+            output: self.output.unwrap_or(r.output),
+            cache_read: self.cache_read.unwrap_or(r.cache_read),
+            cache_write: self.cache_write.unwrap_or(r.cache_write),
+            cache_write_1h: self.cache_write_1h.unwrap_or(r.cache_write_1h),
+        }
+    }
+}
+
+/// Price multipliers by how the model was called (see [`Scope`]); each defaults as documented.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Profiles {
+    /// `global.` profiles; default 1.
+    pub global: Option<Multiplier>,
+    /// Geographic profiles (`us.`, `eu.`, `apac.`, `jp.`, `au.`, `ca.`); default 1.
+    pub geo: Option<Multiplier>,
+    /// `us-gov.` profiles; default: `geo`.
+    pub us_gov: Option<Multiplier>,
+    /// The bare model id, called in-Region; default: `geo`.
+    pub in_region: Option<Multiplier>,
+}
+
+impl Profiles {
+    pub fn multiplier(&self, scope: Scope) -> Multiplier {
+        let geo = self.geo.unwrap_or(Multiplier::ONE);
+        match scope {
+            Scope::Global => self.global.unwrap_or(Multiplier::ONE),
+            Scope::Geo => geo,
+            Scope::UsGov => self.us_gov.unwrap_or(geo),
+            Scope::InRegion => self.in_region.unwrap_or(geo),
+        }
+    }
+}
+
+/// Service tiers a model offers besides the default (Standard) one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tiers {
+    pub priority: Option<Adjust>,
+    pub flex: Option<Adjust>,
+}
+
+/// A per-Region price (the Region the request was signed for).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegionPrice {
+    pub region: String,
+    pub adjust: Adjust,
+}
+
+/// Rates for the whole request once its prompt exceeds `threshold` tokens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LongContext {
+    /// Prompt tokens (input + cache read + cache write) above which the request is long.
+    pub threshold: u64,
+    pub adjust: Adjust,
+}
+
+/// One `[[model]]` entry of a card.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelPrice {
+    pub id: String,
+    pub name: Option<String>,
+    /// Standard tier, no Region override, before any profile multiplier. Missing cache rates
+    /// are already filled in (cache rates from `input`, `cache_write_1h` from `cache_write`).
+    pub rates: Rates,
+    /// False for models that do not cache on Bedrock.
+    pub caching: bool,
+    /// When this entry's prices start to apply; `None` = always (until a later entry's date).
+    pub effective_from: Option<CardDate>,
+    pub profiles: Profiles,
+    /// Sorted by Region.
+    pub regions: Vec<RegionPrice>,
+    pub tiers: Tiers,
+    pub latency_optimized: Option<Adjust>,
+    pub long_context: Option<LongContext>,
+    pub(crate) spans: RateSpans,
+    /// Which rates were written in the card (the rest are fallbacks).
+    pub(crate) given: Given,
+}
+
+/// Which optional rates an entry wrote out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Given {
+    pub cache_read: bool,
+    pub cache_write: bool,
+    pub cache_write_1h: bool,
+}
+
+impl ModelPrice {
+    /// A placeholder entry with no per-token price, used for provisioned throughput.
+    pub(crate) fn placeholder(id: &str, name: &str) -> ModelPrice {
+        ModelPrice {
+            id: id.to_owned(),
+            name: Some(name.to_owned()),
+            rates: Rates::default(),
+            caching: true,
+            effective_from: None,
+            profiles: Profiles::default(),
+            regions: Vec::new(),
+            tiers: Tiers::default(),
+            latency_optimized: None,
+            long_context: None,
+            spans: RateSpans::default(),
+            given: Given::default(),
+        }
+    }
+
+    pub fn region(&self, region: &str) -> Option<&RegionPrice> {
+        self.regions
+            .binary_search_by(|r| r.region.as_str().cmp(region))
+            .ok()
+            .and_then(|i| self.regions.get(i))
+    }
+}
+
+/// Micro-dollars per 1M tokens as a decimal USD string, trailing zeros trimmed to at least two
+/// decimals: 3_000_000 → "3.00", 35_000 → "0.035", 8_750 → "0.00875".
+pub fn micros_to_usd_string(micros: u64) -> String {
+    let (whole, frac) = (micros / 1_000_000, micros % 1_000_000);
+    let digits = format!("{frac:06}");
+    let trimmed = digits.trim_end_matches('0');
+    let frac = if trimmed.len() < 2 {
+        &digits[..2]
+    } else {
+        trimmed
+    };
+    format!("{whole}.{frac}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multipliers_are_exact_or_round_half_up() {
+        let m = |v: f64| Multiplier::from_f64(v).unwrap();
+        assert_eq!(m(1.1).apply(3_000_000), 3_300_000);
+        assert_eq!(m(1.75).apply(150_000), 262_500);
+        assert_eq!(m(0.5).apply(35_000), 17_500);
+        assert_eq!(m(1.25).apply(800_000), 1_000_000);
+        // 0.000001 × 1.5 = 0.0000015 → rounds half up to 0.000002.
+        assert_eq!(m(1.5).apply(1), 2);
+        assert_eq!(m(0.5).apply(1), 1);
+        assert_eq!(m(0.4).apply(1), 0);
+        assert_eq!(m(2.0).apply(u64::MAX), u64::MAX);
+        assert!(Multiplier::from_f64(1.00001).is_err());
+        assert!(Multiplier::from_f64(-1.0).is_err());
+        assert!(Multiplier::from_f64(f64::INFINITY).is_err());
+        assert_eq!(m(1.1).to_string(), "1.1");
+        assert_eq!(m(1.75).to_string(), "1.75");
+        assert_eq!(m(2.0).to_string(), "2");
+    }
+
+    #[test]
+    fn usd_strings() {
+        assert_eq!(micros_to_usd_string(3_000_000), "3.00");
+        assert_eq!(micros_to_usd_string(3_300_000), "3.30");
+        assert_eq!(micros_to_usd_string(35_000), "0.035");
+        assert_eq!(micros_to_usd_string(8_750), "0.00875");
+        assert_eq!(micros_to_usd_string(4_125_000), "4.125");
+        assert_eq!(micros_to_usd_string(0), "0.00");
+        assert_eq!(micros_to_usd_string(546_875), "0.546875");
+    }
+
+    #[test]
+    fn adjust_multiplies_then_replaces() {
+        let base = Rates {
+            input: 100,
+            output: 200,
+            cache_read: 10,
+            cache_write: 125,
+            cache_write_1h: 200,
+        };
+        let mut a = Adjust::multiply(Multiplier::from_ten_thousandths(20_000));
+        a.output = Some(300);
+        assert_eq!(
+            a.apply(base),
+            Rates {
+                input: 200,
+                output: 300,
+                cache_read: 20,
+                cache_write: 250,
+                cache_write_1h: 400
+            }
+        );
+    }
+}
