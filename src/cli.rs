@@ -65,8 +65,21 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum RatesCommand {
-    /// Validate a rate card: errors as file:line (exit 1), warnings for missing cache rates.
+    /// Validate a rate card: errors as file:line (exit 1); warnings for missing cache rates and
+    /// for prices last updated more than 90 days ago.
     Check { file: PathBuf },
+    /// Compare LiteLLM's model_prices_and_context_window.json (its Bedrock entries) with a rate
+    /// card and print what would change; optionally write the proposed card for review.
+    Import {
+        /// LiteLLM's price file, downloaded.
+        source: PathBuf,
+        /// The card to compare with.
+        #[arg(long, default_value = "rates/bedrock.toml")]
+        card: PathBuf,
+        /// Write the proposed card here (the current card is never modified).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -160,6 +173,12 @@ pub struct EstimateArgs {
     /// the input estimate].
     #[arg(long)]
     pub output_tokens: Option<u64>,
+    /// AWS Region the call would be made in (some models are priced by Region).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Service tier: default, priority, flex.
+    #[arg(long, value_parser = parse_tier)]
+    pub tier: Option<crate::pricing::Tier>,
     /// Calls, to estimate a batch or a day's traffic.
     #[arg(long, default_value_t = 1)]
     pub calls: u64,
@@ -170,4 +189,9 @@ pub struct EstimateArgs {
         default_value = "rates/bedrock.toml"
     )]
     pub rates: PathBuf,
+}
+
+fn parse_tier(s: &str) -> Result<crate::pricing::Tier, String> {
+    crate::pricing::Tier::parse(s)
+        .ok_or_else(|| format!("{s:?} is not a service tier (default, priority, flex, reserved)"))
 }

@@ -6,7 +6,9 @@ use std::fmt::Write as _;
 
 use crate::cli::EstimateArgs;
 use crate::ledger::usd_trimmed;
-use crate::pricing::{RateCard, Usage, price};
+use std::time::SystemTime;
+
+use crate::pricing::{Call, RateCard, Usage};
 
 /// Characters per token in the estimate.
 pub const CHARS_PER_TOKEN: u64 = 4;
@@ -33,25 +35,32 @@ impl Estimate {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EstimateError {
-    #[error("{0} is not in the rate card; `bedrock-meter rates check` lists what is")]
+    #[error("{0} is not in the rate card")]
     Unpriced(String),
+    #[error("{0} is billed by time (provisioned throughput or reserved tier), not per token")]
+    NoTokenPrice(String),
 }
 
 pub fn estimate(card: &RateCard, args: &EstimateArgs) -> Result<Estimate, EstimateError> {
-    let model = card
-        .lookup(&args.model)
+    let resolved = card
+        .resolve(&Call {
+            model_id: &args.model,
+            region: args.region.as_deref(),
+            latency_optimized: false,
+            at: SystemTime::now(),
+        })
         .ok_or_else(|| EstimateError::Unpriced(args.model.clone()))?;
     let input_tokens = args.input_chars.div_ceil(CHARS_PER_TOKEN);
     let output_tokens = args.output_tokens.unwrap_or(0);
-    let cost = price(
-        &Usage {
-            input: input_tokens,
-            output: output_tokens,
-            cache_read: 0,
-            cache_write: 0,
-        },
-        &model.rates,
-    );
+    let usage = Usage {
+        input: input_tokens,
+        output: output_tokens,
+        ..Usage::default()
+    };
+    let cost = resolved
+        .quote(&usage, args.tier.unwrap_or_default())
+        .cost
+        .ok_or_else(|| EstimateError::NoTokenPrice(args.model.clone()))?;
     Ok(Estimate {
         input_tokens,
         output_tokens,
@@ -107,6 +116,8 @@ mod tests {
             input_chars: chars,
             output_tokens: out,
             calls,
+            region: None,
+            tier: None,
             rates: "unused".into(),
         }
     }

@@ -241,7 +241,7 @@ impl<'a> From<&'a Record> for Line<'a> {
                 output: r.usage.output,
                 cache_read: r.usage.cache_read,
                 cache_write: r.usage.cache_write,
-                cache_write_1h: 0,
+                cache_write_1h: r.usage.cache_write_1h,
             },
             cost_usd: r.cost.map(|c| usd(c.total())),
             cost_usd_by_type: r.cost.map(|c| CostByType {
@@ -305,6 +305,7 @@ mod tests {
                 output: 200,
                 cache_read: 0,
                 cache_write: 0,
+                cache_write_1h: 0,
             },
             cost: Some(Cost {
                 input: 35_000_000,

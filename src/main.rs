@@ -51,6 +51,14 @@ fn main() -> ExitCode {
             Command::Rates {
                 command: RatesCommand::Check { file },
             } => rates_check(&file),
+            Command::Rates {
+                command:
+                    RatesCommand::Import {
+                        source,
+                        card,
+                        output,
+                    },
+            } => rates_import(&source, &card, output.as_deref()),
         }
     })
 }
@@ -97,10 +105,39 @@ fn estimate(args: &EstimateArgs) -> ExitCode {
     }
 }
 
+fn rates_import(
+    source: &std::path::Path,
+    card: &std::path::Path,
+    output: Option<&std::path::Path>,
+) -> ExitCode {
+    let current = match RateCard::load(card) {
+        Ok(l) => l.card,
+        Err(e) => return config_error(format!("rate card rejected:\n{e}")),
+    };
+    let json = match std::fs::read_to_string(source) {
+        Ok(j) => j,
+        Err(e) => return config_error(format!("cannot read {}: {e}", source.display())),
+    };
+    let report = match bedrock_meter::pricing::import_litellm(&json, &current) {
+        Ok(r) => r,
+        Err(e) => return fail(e.to_string()),
+    };
+    print!("{report}");
+    if let Some(out) = output {
+        if let Err(e) = std::fs::write(out, report.proposed_toml()) {
+            return fail(format!("cannot write {}: {e}", out.display()));
+        }
+        eprintln!("proposed card written to {}", out.display());
+    }
+    ExitCode::SUCCESS
+}
+
 fn rates_check(file: &std::path::Path) -> ExitCode {
     match RateCard::load(file) {
         Ok(loaded) => {
-            for w in &loaded.warnings {
+            let mut warnings = loaded.warnings;
+            warnings.extend(loaded.card.age_warnings(std::time::SystemTime::now()));
+            for w in &warnings {
                 eprintln!("warning: {w}");
             }
             println!(
@@ -108,7 +145,7 @@ fn rates_check(file: &std::path::Path) -> ExitCode {
                 file.display(),
                 loaded.card.version,
                 loaded.card.len(),
-                loaded.warnings.len()
+                warnings.len()
             );
             ExitCode::SUCCESS
         }

@@ -11,10 +11,10 @@ use prometheus::IntGauge;
 use crate::labels::{LabelGuard, UNKNOWN_APP};
 use crate::ledger::{Ledger, Record};
 use crate::metrics::Metrics;
-use crate::pricing::{Cost, ModelPrice, RateCard, Usage, price as price_fn};
+use crate::pricing::{Call, Cost, RateCard, Resolved, Tier, Usage};
 use crate::route::Operation;
 use crate::tap::eventstream::{StreamEnd, StreamTap};
-use crate::tap::usage::{self, Missing};
+use crate::tap::usage::{self, Missing, Served};
 use crate::tap::{End, Tap};
 
 /// The largest Converse body the meter keeps a copy of to read `usage` from.
@@ -50,7 +50,9 @@ impl Meter {
                 op,
                 model_id: None,
                 card,
-                price: None,
+                known: false,
+                region: None,
+                served: Served::default(),
                 start,
                 wall: SystemTime::now(),
                 request_id: None,
@@ -81,7 +83,11 @@ struct Inner {
     op: Operation,
     model_id: Option<String>,
     card: Arc<RateCard>,
-    price: Option<Arc<ModelPrice>>,
+    /// The card prices this model id (so it may become a label before Bedrock vouches for it).
+    known: bool,
+    /// The Region the call was signed for, which some prices depend on.
+    region: Option<Box<str>>,
+    served: Served,
     start: Instant,
     wall: SystemTime,
     request_id: Option<Box<str>>,
@@ -137,8 +143,22 @@ impl Pending {
     /// The model called; its price comes from this request's rate card snapshot.
     pub fn set_model(&mut self, model_id: Option<String>) {
         if let Some(i) = self.inner.as_mut() {
-            i.price = model_id.as_deref().and_then(|m| i.card.lookup(m));
             i.model_id = model_id;
+            i.known = i.resolve().is_some();
+        }
+    }
+
+    /// The Region the request is forwarded to (and priced in).
+    pub fn set_region(&mut self, region: &str) {
+        if let Some(i) = self.inner.as_mut() {
+            i.region = Some(region.into());
+        }
+    }
+
+    /// How Bedrock says it served the call (tier, latency-optimized).
+    pub fn set_served(&mut self, served: Served) {
+        if let Some(i) = self.inner.as_mut() {
+            i.served = served;
         }
     }
 
@@ -149,10 +169,11 @@ impl Pending {
         }
     }
 
-    /// What `usage` costs at this request's prices; None when the model is unpriced.
+    /// What `usage` costs at this request's prices; None when the model is unpriced or the
+    /// call has no per-token price (provisioned throughput, the reserved tier).
     pub fn quote(&self, usage: &Usage) -> Option<Cost> {
-        let price = self.inner()?.price.as_ref()?;
-        Some(price_fn(usage, &price.rates))
+        let i = self.inner()?;
+        i.resolve()?.quote(usage, i.tier()).cost
     }
 
     /// Records a request that ends here, with no response body to watch.
@@ -192,26 +213,45 @@ impl Pending {
 }
 
 impl Inner {
+    fn resolve(&self) -> Option<Resolved> {
+        let model_id = self.model_id.as_deref()?;
+        self.card.resolve(&Call {
+            model_id,
+            region: self.region.as_deref(),
+            latency_optimized: self.served.latency_optimized,
+            at: self.wall,
+        })
+    }
+
+    /// The tier the call was billed at; Bedrock's default when it names none.
+    fn tier(&self) -> Tier {
+        self.served.tier.unwrap_or_default()
+    }
+
     fn record(
         self,
         status: StatusCode,
         outcome: Option<Result<Usage, Missing>>,
         stream: StreamFacts,
     ) {
+        let resolved = self.resolve();
+        let tier = self.tier();
         let Inner {
             meter,
             app,
             op,
             model_id,
             card,
-            price: model_price,
+            known,
+            served,
             start,
             wall,
             request_id,
             in_flight,
+            ..
         } = self;
         let m = &meter.metrics;
-        let vouched = status.is_success() || model_price.is_some();
+        let vouched = status.is_success() || known;
         let model = meter.labels.model(model_id.as_deref(), vouched, m);
         let latency = start.elapsed();
         m.request(&app, &model, op, status.as_u16(), latency.as_secs_f64());
@@ -225,15 +265,28 @@ impl Inner {
         match outcome {
             Some(Ok(u)) => {
                 let series = m.series(&app, &model);
-                let cost = model_price.as_ref().map(|p| price_fn(&u, &p.rates));
+                let quote = resolved.as_ref().map(|r| r.quote(&u, tier));
+                let cost = quote.as_ref().and_then(|q| q.cost);
                 m.usage(&series, &u, cost.as_ref());
-                if cost.is_none() {
-                    m.unpriced(&model);
+                m.service_tier(&model, tier);
+                match &quote {
+                    None => m.unpriced(&model),
+                    Some(q) => {
+                        for (flagged, reason) in [
+                            (
+                                q.uncached_model_with_cache_tokens,
+                                "cache_tokens_on_uncached_model",
+                            ),
+                            (q.tier_unsupported, "tier_not_priced"),
+                            (q.latency_unsupported, "latency_optimized_not_priced"),
+                        ] {
+                            if flagged {
+                                m.pricing_anomaly(&model, reason);
+                            }
+                        }
+                    }
                 }
-                let savings = model_price.as_ref().map(|p| {
-                    u.cache_read
-                        .saturating_mul(p.rates.input.saturating_sub(p.rates.cache_read))
-                });
+                let savings = quote.and_then(|q| q.cost.map(|_| q.cache_savings));
                 metered = Some((u, cost, savings));
             }
             Some(Err(missing)) => m.usage_missing(op, missing.as_str()),
@@ -272,7 +325,7 @@ impl Inner {
                 model,
                 operation: op,
                 status: status.as_u16(),
-                tier: None,
+                tier: served.tier.map(Tier::as_str),
                 usage,
                 cost,
                 cache_savings,
@@ -314,7 +367,7 @@ impl Tap for Recorder {
 
     fn finish(self: Box<Self>, end: End) {
         let Recorder {
-            pending,
+            mut pending,
             status,
             source,
             copy,
@@ -329,10 +382,16 @@ impl Tap for Recorder {
             (Source::None, _) => None,
             (Source::Known(usage), _) => Some(usage),
             (Source::JsonBody, End::Complete) if too_large => Some(Err(Missing::TooLarge)),
-            (Source::JsonBody, End::Complete) => Some(usage::converse(&copy)),
+            (Source::JsonBody, End::Complete) => Some(usage::converse(&copy).map(|(u, served)| {
+                pending.set_served(served);
+                u
+            })),
             (Source::JsonBody, End::UpstreamError) => Some(Err(Missing::UpstreamError)),
             (Source::JsonBody, End::ClientGone) => Some(Err(Missing::ClientGone)),
             (Source::Stream(stream), end) => {
+                if let Some(served) = stream.served() {
+                    pending.set_served(served);
+                }
                 Some(stream_outcome(stream.outcome(), end, &mut facts))
             }
         };

@@ -139,6 +139,8 @@ pub struct Metrics {
     keys_reloads: IntCounterVec,
     keys_loaded: IntGauge,
     ledger_dropped: IntCounter,
+    service_tier: IntCounterVec,
+    pricing_anomalies: IntCounterVec,
     series: DashMap<(Arc<str>, Arc<str>), Arc<Series>>,
 }
 
@@ -273,6 +275,16 @@ impl Metrics {
             "Ledger lines lost because the ledger's queue was full (the requests themselves succeeded and are in every other metric).",
         )?;
         registry.register(Box::new(ledger_dropped.clone()))?;
+        let service_tier = counter(
+            "bedrock_service_tier_requests_total",
+            "Metered requests by the service tier Bedrock served them at (default when it named none).",
+            &["model", "tier"],
+        )?;
+        let pricing_anomalies = counter(
+            "bedrock_pricing_anomalies_total",
+            "Metered requests priced with a fallback: cache tokens on a model the card says does not cache, a tier or latency-optimized call the card has no price for.",
+            &["model", "reason"],
+        )?;
         let overhead = Operation::ALL
             .iter()
             .map(|op| overhead_vec.with_label_values(&[op.as_str()]))
@@ -302,6 +314,8 @@ impl Metrics {
             keys_reloads,
             keys_loaded,
             ledger_dropped,
+            service_tier,
+            pricing_anomalies,
             series: DashMap::new(),
         })
     }
@@ -428,6 +442,18 @@ impl Metrics {
             ConfigFile::RateCard => &self.rate_card_reloads,
             ConfigFile::Keys => &self.keys_reloads,
         }
+    }
+
+    pub fn service_tier(&self, model: &str, tier: crate::pricing::Tier) {
+        self.service_tier
+            .with_label_values(&[model, tier.as_str()])
+            .inc();
+    }
+
+    pub fn pricing_anomaly(&self, model: &str, reason: &'static str) {
+        self.pricing_anomalies
+            .with_label_values(&[model, reason])
+            .inc();
     }
 
     pub fn ledger_dropped(&self) -> IntCounter {

@@ -25,7 +25,7 @@ use crate::route::{Operation, route};
 use crate::sigv4;
 use crate::tap::TapBody;
 use crate::tap::eventstream::{StreamKind, StreamTap};
-use crate::tap::usage::{self, Missing};
+use crate::tap::usage::{self, Missing, Served};
 
 /// Response header telling a metered non-streaming call's cost (`--cost-header`).
 pub const COST_HEADER: &str = "x-bedrock-meter-cost-usd";
@@ -179,7 +179,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
         Some(Verdict::Bearer { region, .. }) => region.as_deref(),
         _ => None,
     };
-    let request = match prepare(&state, &parts, key_region, body).await {
+    let request = match prepare(&state, &parts, key_region, body, &mut pending).await {
         Ok(r) => r,
         Err(e) => return e.respond(pending),
     };
@@ -230,6 +230,12 @@ async fn exchange(
         overhead += received.elapsed();
         return converse_whole(&state, pending, head, body, overhead).await;
     }
+    if matches!(
+        op,
+        Operation::InvokeModel | Operation::InvokeModelWithResponseStream
+    ) {
+        pending.set_served(Served::from_headers(&head.headers));
+    }
     let source = if !head.status.is_success() {
         Source::None
     } else {
@@ -259,7 +265,7 @@ async fn exchange(
 /// on as it comes, without the header.
 async fn converse_whole(
     state: &State,
-    pending: Pending,
+    mut pending: Pending,
     mut head: http::response::Parts,
     mut body: Incoming,
     overhead: Duration,
@@ -282,7 +288,10 @@ async fn converse_whole(
     match read {
         Ok(Ok(true)) => {
             let bytes = buf.freeze();
-            let outcome = usage::converse(&bytes);
+            let outcome = usage::converse(&bytes).map(|(u, served)| {
+                pending.set_served(served);
+                u
+            });
             if let Ok(usage) = &outcome {
                 add_cost_header(state, &pending, usage, &mut head.headers);
             }
@@ -377,11 +386,13 @@ async fn prepare(
     parts: &Parts,
     key_region: Option<&str>,
     body: Bytes,
+    pending: &mut Pending,
 ) -> Result<Request<http_body_util::Full<Bytes>>, ProxyError> {
     let region = sigv4::region_of(&parts.headers)
         .or(key_region)
         .or(state.region.as_deref())
         .ok_or(ProxyError::NoRegion)?;
+    pending.set_region(region);
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let uri = state
         .upstream

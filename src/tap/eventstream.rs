@@ -15,7 +15,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::pricing::Usage;
-use crate::tap::usage::ConverseUsage;
+use crate::tap::usage::{ConverseUsage, PerformanceObject, Served, TierObject};
 
 /// Largest frame the tap accepts. Bedrock's frames are a few KiB; anything bigger is treated as
 /// garbage rather than buffered.
@@ -66,6 +66,8 @@ pub struct StreamTap {
     scratch: Vec<u8>,
     frames: u64,
     usage: Option<Usage>,
+    /// What the `metadata` event said about tier and latency (ConverseStream).
+    served: Option<Served>,
     exception: Option<String>,
     broken: bool,
 }
@@ -79,9 +81,15 @@ impl StreamTap {
             scratch: Vec::new(),
             frames: 0,
             usage: None,
+            served: None,
             exception: None,
             broken: false,
         }
+    }
+
+    /// How the call was served, if the stream said (ConverseStream's `metadata` event).
+    pub fn served(&self) -> Option<Served> {
+        self.served
     }
 
     /// Feed the next chunk of the body. Returns true if this chunk completed at least one frame
@@ -203,9 +211,11 @@ impl StreamTap {
 
     fn event(&mut self, message: &Message) {
         let found = match (self.kind, header(message, ":event-type")) {
-            (StreamKind::ConverseStream, Some("metadata")) => {
-                converse_metadata(message.payload()).map(Some)
-            }
+            (StreamKind::ConverseStream, Some("metadata")) => converse_metadata(message.payload())
+                .map(|(usage, served)| {
+                    self.served = Some(served);
+                    Some(usage)
+                }),
             (StreamKind::InvokeModelWithResponseStream, Some("chunk")) => {
                 let found = invoke_chunk(message.payload(), &mut self.scratch);
                 self.scratch.clear();
@@ -281,13 +291,19 @@ fn header_or_unknown(message: &Message, name: &str) -> String {
 struct Bad;
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Metadata {
     usage: ConverseUsage,
+    service_tier: Option<TierObject>,
+    performance_config: Option<PerformanceObject>,
 }
 
-fn converse_metadata(payload: &[u8]) -> Result<Usage, Bad> {
+fn converse_metadata(payload: &[u8]) -> Result<(Usage, Served), Bad> {
     serde_json::from_slice::<Metadata>(payload)
-        .map(|m| m.usage.into())
+        .map(|m| {
+            let served = Served::from_json(m.service_tier.as_ref(), m.performance_config.as_ref());
+            (m.usage.into(), served)
+        })
         .map_err(|_| Bad)
 }
 

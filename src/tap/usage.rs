@@ -6,7 +6,53 @@
 use http::HeaderMap;
 use serde::Deserialize;
 
-use crate::pricing::Usage;
+use crate::pricing::{Tier, Usage};
+
+/// How Bedrock served a call, as its response says: the service tier and whether the
+/// latency-optimized variant ran. Both change the price.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Served {
+    pub tier: Option<Tier>,
+    pub latency_optimized: bool,
+}
+
+impl Served {
+    /// `serviceTier` / `performanceConfig` objects of a Converse body or `metadata` event.
+    pub fn from_json(tier: Option<&TierObject>, performance: Option<&PerformanceObject>) -> Served {
+        Served {
+            tier: tier.and_then(|t| Tier::parse(&t.kind)),
+            latency_optimized: performance
+                .is_some_and(|p| p.latency.eq_ignore_ascii_case("optimized")),
+        }
+    }
+
+    /// `X-Amzn-Bedrock-Service-Tier` and `X-Amzn-Bedrock-PerformanceConfig-Latency` (InvokeModel
+    /// and its stream).
+    pub fn from_headers(headers: &HeaderMap) -> Served {
+        let get = |name| headers.get(name).and_then(|v| v.to_str().ok());
+        Served {
+            tier: get(TIER_HEADER).and_then(Tier::parse),
+            latency_optimized: get(LATENCY_HEADER)
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("optimized")),
+        }
+    }
+}
+
+pub const TIER_HEADER: &str = "x-amzn-bedrock-service-tier";
+pub const LATENCY_HEADER: &str = "x-amzn-bedrock-performanceconfig-latency";
+
+/// `{"type": "flex"}`
+#[derive(Deserialize)]
+pub struct TierObject {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+/// `{"latency": "optimized"}`
+#[derive(Deserialize)]
+pub struct PerformanceObject {
+    latency: String,
+}
 
 /// Why a successful response yielded no usage (the `reason` label of
 /// `bedrock_usage_missing_total`).
@@ -46,8 +92,11 @@ impl Missing {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct ConverseBody {
     usage: ConverseUsage,
+    service_tier: Option<TierObject>,
+    performance_config: Option<PerformanceObject>,
 }
 
 /// The `usage` object shared by Converse and the ConverseStream `metadata` event.
@@ -60,24 +109,44 @@ pub struct ConverseUsage {
     cache_read_input_tokens: u64,
     #[serde(default)]
     cache_write_input_tokens: u64,
+    /// Cache writes split by TTL (`5m`, `1h`).
+    #[serde(default)]
+    cache_details: Vec<CacheDetail>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CacheDetail {
+    ttl: String,
+    #[serde(default)]
+    input_tokens: u64,
 }
 
 impl From<ConverseUsage> for Usage {
     fn from(u: ConverseUsage) -> Self {
+        let one_hour = u
+            .cache_details
+            .iter()
+            .filter(|d| d.ttl == "1h")
+            .fold(0u64, |sum, d| sum.saturating_add(d.input_tokens));
         Usage {
             input: u.input_tokens,
             output: u.output_tokens,
             cache_read: u.cache_read_input_tokens,
             cache_write: u.cache_write_input_tokens,
-            cache_write_1h: 0,
+            // A 1-hour share larger than the total is a lie from upstream; it cannot exceed it.
+            cache_write_1h: one_hour.min(u.cache_write_input_tokens),
         }
     }
 }
 
-/// Usage from a Converse response body.
-pub fn converse(body: &[u8]) -> Result<Usage, Missing> {
+/// Usage from a Converse response body, and how the call was served.
+pub fn converse(body: &[u8]) -> Result<(Usage, Served), Missing> {
     serde_json::from_slice::<ConverseBody>(body)
-        .map(|b| b.usage.into())
+        .map(|b| {
+            let served = Served::from_json(b.service_tier.as_ref(), b.performance_config.as_ref());
+            (b.usage.into(), served)
+        })
         .map_err(|_| Missing::Unparseable)
 }
 
@@ -122,22 +191,38 @@ mod tests {
                      "cacheDetails":[{"ttl":"5m","inputTokens":7}]}}"#;
         assert_eq!(
             converse(body),
-            Ok(Usage {
-                input: 11,
-                output: 7,
-                cache_read: 5,
-                cache_write: 7,
-                cache_write_1h: 0
-            })
+            Ok((
+                Usage {
+                    input: 11,
+                    output: 7,
+                    cache_read: 5,
+                    cache_write: 7,
+                    cache_write_1h: 0
+                },
+                Served::default()
+            ))
         );
         let plain = br#"{"usage":{"inputTokens":1,"outputTokens":2,"totalTokens":3}}"#;
         assert_eq!(
-            converse(plain),
+            converse(plain).map(|(u, _)| u),
             Ok(Usage {
                 input: 1,
                 output: 2,
                 ..Default::default()
             })
+        );
+        let served = br#"{"usage":{"inputTokens":1,"outputTokens":2,"totalTokens":9,
+            "cacheWriteInputTokens":6,
+            "cacheDetails":[{"ttl":"5m","inputTokens":2},{"ttl":"1h","inputTokens":4}]},
+            "serviceTier":{"type":"flex"},"performanceConfig":{"latency":"optimized"}}"#;
+        let (usage, how) = converse(served).unwrap();
+        assert_eq!((usage.cache_write, usage.cache_write_1h), (6, 4));
+        assert_eq!(
+            how,
+            Served {
+                tier: Some(Tier::Flex),
+                latency_optimized: true
+            }
         );
         for bad in [
             &b""[..],
