@@ -134,6 +134,42 @@ pub struct ServeArgs {
     /// Distinct `model` label values before new ones fold into `other`.
     #[arg(long, env = "BEDROCK_METER_MAX_MODELS", default_value_t = 200)]
     pub max_models: usize,
+    /// Requests in flight at once; past it the proxy answers 429 ThrottlingException (SDKs back
+    /// off and retry) instead of queueing without bound. 0: no limit.
+    #[arg(long, env = "BEDROCK_METER_MAX_IN_FLIGHT", default_value_t = crate::server::DEFAULT_MAX_IN_FLIGHT)]
+    pub max_in_flight: usize,
+    /// Seconds a response body may go without a byte from the upstream (between stream frames).
+    #[arg(
+        long,
+        env = "BEDROCK_METER_UPSTREAM_IDLE_TIMEOUT",
+        default_value_t = 60.0
+    )]
+    pub upstream_idle_timeout: f64,
+    /// Seconds a client gets to send its request headers (HTTP/1.1).
+    #[arg(
+        long,
+        env = "BEDROCK_METER_CLIENT_HEADER_TIMEOUT",
+        default_value_t = 10.0
+    )]
+    pub client_header_timeout: f64,
+    /// Seconds a client gets to send its whole request body.
+    #[arg(
+        long,
+        env = "BEDROCK_METER_CLIENT_BODY_TIMEOUT",
+        default_value_t = 60.0
+    )]
+    pub client_body_timeout: f64,
+    /// Seconds a response is still read after its client left, to catch the usage Bedrock
+    /// already sent (0: stop at once).
+    #[arg(long, env = "BEDROCK_METER_ABANDONED_GRACE", default_value_t = 2.0)]
+    pub abandoned_grace: f64,
+    /// On SIGTERM: seconds /readyz answers 503 while requests are still accepted, so a load
+    /// balancer stops sending new ones.
+    #[arg(long, env = "BEDROCK_METER_SHUTDOWN_DELAY", default_value_t = 0.0)]
+    pub shutdown_delay: f64,
+    /// On SIGTERM: seconds open requests and streams get to finish before they are closed.
+    #[arg(long, env = "BEDROCK_METER_DRAIN_TIMEOUT", default_value_t = 30.0)]
+    pub drain_timeout: f64,
     /// Seconds to wait for a TCP connection to the upstream.
     #[arg(long, env = "BEDROCK_METER_CONNECT_TIMEOUT", default_value_t = 5.0)]
     pub connect_timeout: f64,

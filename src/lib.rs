@@ -12,6 +12,7 @@ pub mod cli;
 pub mod demo;
 pub mod estimate;
 pub mod forward;
+pub mod guard;
 pub mod identify;
 pub mod labels;
 pub mod ledger;

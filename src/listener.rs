@@ -11,29 +11,56 @@ use http::{Request, Response};
 use http_body::Body;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// How long connections get to finish their requests once shutdown starts.
-const DRAIN: Duration = Duration::from_secs(10);
+/// Time limits of a listener.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// HTTP/1.1: longest time to receive a request's headers (slowloris defence).
+    pub header_timeout: Duration,
+    /// How long open connections get to finish once shutdown starts; then they are closed.
+    pub drain: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_timeout: Duration::from_secs(10),
+            drain: Duration::from_secs(30),
+        }
+    }
+}
 
 /// Serves `handler` on every connection accepted from `listener` until `shutdown` fires, then
-/// lets open connections finish for a bounded time.
-pub async fn serve<F, Fut, B>(listener: TcpListener, handler: F, shutdown: CancellationToken)
-where
+/// lets open connections finish for up to `limits.drain` and closes the rest.
+pub async fn serve<F, Fut, B>(
+    listener: TcpListener,
+    handler: F,
+    shutdown: CancellationToken,
+    limits: Limits,
+) where
     F: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<B>> + Send + 'static,
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
     let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
     loop {
+        // Reap finished connections so the set stays the size of the open ones.
+        while connections.try_join_next().is_some() {}
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -57,17 +84,23 @@ where
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
         let conn = graceful.watch(conn);
-        tokio::spawn(async move {
+        connections.spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN, graceful.shutdown())
+    if tokio::time::timeout(limits.drain, graceful.shutdown())
         .await
         .is_err()
     {
-        tracing::warn!("connections still open after the drain deadline");
+        // Closing them drops their responses, which records each one (as cut short).
+        tracing::warn!(
+            open = connections.len(),
+            "connections still open after the drain deadline; closing them"
+        );
+        connections.abort_all();
     }
+    while connections.join_next().await.is_some() {}
 }

@@ -204,19 +204,44 @@ async fn serve(args: ServeArgs) -> ExitCode {
     {
         return config_error(format!("--region {region:?} is not an AWS Region id"));
     }
-    let seconds = |name: &str, v: f64| {
-        if v.is_finite() && v > 0.0 {
+    let seconds = |name: &str, v: f64, zero_ok: bool| {
+        if v.is_finite() && (v > 0.0 || (zero_ok && v == 0.0)) {
             Ok(Duration::from_secs_f64(v))
+        } else if zero_ok {
+            Err(format!("{name} must be a number of seconds, 0 or more"))
         } else {
             Err(format!("{name} must be a positive number of seconds"))
         }
     };
-    let (connect_timeout, upstream_timeout) = match (
-        seconds("--connect-timeout", args.connect_timeout),
-        seconds("--upstream-timeout", args.upstream_timeout),
-    ) {
-        (Ok(c), Ok(u)) => (c, u),
-        (Err(e), _) | (_, Err(e)) => return config_error(e),
+    let durations = [
+        seconds("--connect-timeout", args.connect_timeout, false),
+        seconds("--upstream-timeout", args.upstream_timeout, false),
+        seconds("--upstream-idle-timeout", args.upstream_idle_timeout, false),
+        seconds("--client-header-timeout", args.client_header_timeout, false),
+        seconds("--client-body-timeout", args.client_body_timeout, false),
+        seconds("--abandoned-grace", args.abandoned_grace, true),
+        seconds("--shutdown-delay", args.shutdown_delay, true),
+        seconds("--drain-timeout", args.drain_timeout, true),
+    ];
+    let mut valid = Vec::with_capacity(durations.len());
+    for d in durations {
+        match d {
+            Ok(d) => valid.push(d),
+            Err(e) => return config_error(e),
+        }
+    }
+    let [
+        connect_timeout,
+        upstream_timeout,
+        upstream_idle_timeout,
+        client_header_timeout,
+        client_body_timeout,
+        abandoned_grace,
+        shutdown_delay,
+        drain_timeout,
+    ] = valid[..]
+    else {
+        return config_error("internal: durations".into());
     };
     // The loader's region only steers credential providers (STS for web identity, SSO); an
     // explicit one also keeps it from probing the instance metadata service at start-up.
@@ -250,6 +275,12 @@ async fn serve(args: ServeArgs) -> ExitCode {
     config.max_models = args.max_models;
     config.connect_timeout = connect_timeout;
     config.upstream_timeout = upstream_timeout;
+    config.upstream_idle_timeout = upstream_idle_timeout;
+    config.client_header_timeout = client_header_timeout;
+    config.client_body_timeout = client_body_timeout;
+    config.abandoned_grace = abandoned_grace;
+    config.drain_timeout = drain_timeout;
+    config.max_in_flight = args.max_in_flight;
     let running = match server::start(config).await {
         Ok(r) => r,
         Err(e) => return config_error(e.to_string()),
@@ -260,8 +291,12 @@ async fn serve(args: ServeArgs) -> ExitCode {
         running.admin_url()
     );
     shutdown_signal().await;
-    eprintln!("bedrock-meter: shutting down");
-    running.shutdown().await;
+    eprintln!(
+        "bedrock-meter: shutting down (unready now; draining up to {:?})",
+        shutdown_delay + drain_timeout
+    );
+    running.shutdown_after(shutdown_delay).await;
+    eprintln!("bedrock-meter: stopped");
     ExitCode::SUCCESS
 }
 

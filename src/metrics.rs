@@ -141,6 +141,7 @@ pub struct Metrics {
     ledger_dropped: IntCounter,
     service_tier: IntCounterVec,
     pricing_anomalies: IntCounterVec,
+    proxy_throttled: IntCounter,
     series: DashMap<(Arc<str>, Arc<str>), Arc<Series>>,
 }
 
@@ -280,6 +281,11 @@ impl Metrics {
             "Metered requests by the service tier Bedrock served them at (default when it named none).",
             &["model", "tier"],
         )?;
+        let proxy_throttled = IntCounter::new(
+            "bedrock_proxy_throttled_total",
+            "Requests the proxy itself answered with 429 because --max-in-flight requests were already in flight.",
+        )?;
+        registry.register(Box::new(proxy_throttled.clone()))?;
         let pricing_anomalies = counter(
             "bedrock_pricing_anomalies_total",
             "Metered requests priced with a fallback: cache tokens on a model the card says does not cache, a tier or latency-optimized call the card has no price for.",
@@ -316,6 +322,7 @@ impl Metrics {
             ledger_dropped,
             service_tier,
             pricing_anomalies,
+            proxy_throttled,
             series: DashMap::new(),
         })
     }
@@ -396,6 +403,11 @@ impl Metrics {
         self.overhead[op.index()].observe(seconds);
     }
 
+    /// Requests in flight, all operations.
+    pub fn in_flight_total(&self) -> i64 {
+        self.in_flight.iter().map(IntGauge::get).sum()
+    }
+
     pub fn in_flight(&self, op: Operation) -> &IntGauge {
         &self.in_flight[op.index()]
     }
@@ -448,6 +460,10 @@ impl Metrics {
         self.service_tier
             .with_label_values(&[model, tier.as_str()])
             .inc();
+    }
+
+    pub fn proxy_throttled(&self) {
+        self.proxy_throttled.inc();
     }
 
     pub fn pricing_anomaly(&self, model: &str, reason: &'static str) {

@@ -9,11 +9,13 @@ use http::{HeaderValue, Request, Response, StatusCode, header, request::Parts};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::aws_error::{aws_error, error_chain};
 use crate::forward::credentials::CredentialCache;
 use crate::forward::upstream::{Upstream, UpstreamClient};
 use crate::forward::{strip_hop_by_hop, upstream_request};
+use crate::guard::{Guarded, Idle};
 use crate::identify::{self, AuthFailure, KeyStore, UNAUTHENTICATED, Verdict};
 use crate::ledger::usd_trimmed;
 use crate::listener::BoxError;
@@ -49,6 +51,15 @@ pub struct State {
     pub upstream_timeout: Duration,
     /// Add `x-bedrock-meter-cost-usd` to metered non-streaming responses.
     pub cost_header: bool,
+    /// Requests allowed in flight at once (`--max-in-flight`); past it, 429.
+    pub in_flight: Option<Arc<Semaphore>>,
+    pub max_in_flight: usize,
+    /// Longest silence from the upstream while its response body is being read.
+    pub upstream_idle_timeout: Duration,
+    /// Longest time to receive a client's whole request body.
+    pub client_body_timeout: Duration,
+    /// How long a response whose client left is still read, to catch its usage.
+    pub abandoned_grace: Duration,
 }
 
 impl State {
@@ -75,6 +86,10 @@ enum ProxyError {
     TooLarge(usize),
     #[error("request body could not be read: {0}")]
     BodyRead(String),
+    #[error("the request body did not arrive within {0:?}")]
+    BodyTimeout(Duration),
+    #[error("too many requests in flight through bedrock-meter (limit {0}); retry with backoff")]
+    Busy(usize),
     #[error(
         "cannot tell which AWS Region to call: sign the request with SigV4 or start bedrock-meter with --region"
     )]
@@ -97,6 +112,8 @@ impl ProxyError {
             ProxyError::Auth(failure) => failure.status_and_type(),
             ProxyError::UnknownOperation(_) => (StatusCode::NOT_FOUND, "UnknownOperationException"),
             ProxyError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "ValidationException"),
+            ProxyError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "RequestTimeoutException"),
+            ProxyError::Busy(_) => (StatusCode::TOO_MANY_REQUESTS, "ThrottlingException"),
             ProxyError::BodyRead(_) | ProxyError::NoRegion | ProxyError::BadRegion(_) => {
                 (StatusCode::BAD_REQUEST, "ValidationException")
             }
@@ -154,6 +171,17 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
         Err(_) => Some(UNAUTHENTICATED),
     };
     let mut pending = state.meter.begin(app, op, start, state.rates.load_full());
+    // The cap bounds memory: a request is refused before its body is read.
+    let permit = match &state.in_flight {
+        None => None,
+        Some(permits) => match permits.clone().try_acquire_owned() {
+            Ok(p) => Some(p),
+            Err(_) => {
+                state.meter.metrics.proxy_throttled();
+                return ProxyError::Busy(state.max_in_flight).respond(pending);
+            }
+        },
+    };
     let verdict = match verdict {
         Ok(v) => v,
         Err(failure) => return refuse(&state, failure, pending),
@@ -164,7 +192,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
     };
     pending.set_model(route.model_id);
 
-    let body = match read_body(&parts, body, state.max_body).await {
+    let body = match read_body(&parts, body, state.max_body, state.client_body_timeout).await {
         Ok(b) => b,
         Err(e) => return e.respond(pending),
     };
@@ -188,7 +216,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
     // From here on the call is Bedrock's to bill: it runs to completion and is metered even if
     // the client leaves meanwhile, so the exchange is a task of its own rather than part of
     // this future, which hyper drops when the client goes.
-    match tokio::spawn(exchange(state, pending, request, overhead)).await {
+    match tokio::spawn(exchange(state, pending, request, overhead, permit)).await {
         Ok(response) => response,
         Err(e) => {
             tracing::warn!("exchange task failed: {e}");
@@ -208,6 +236,7 @@ async fn exchange(
     mut pending: Pending,
     request: Request<Full<Bytes>>,
     mut overhead: Duration,
+    permit: Option<OwnedSemaphorePermit>,
 ) -> Response<ProxyBody> {
     let response =
         match tokio::time::timeout(state.upstream_timeout, state.client.request(request)).await {
@@ -228,7 +257,7 @@ async fn exchange(
     };
     if head.status.is_success() && op == Operation::Converse {
         overhead += received.elapsed();
-        return converse_whole(&state, pending, head, body, overhead).await;
+        return converse_whole(&state, pending, head, body, overhead, permit).await;
     }
     if matches!(
         op,
@@ -254,7 +283,11 @@ async fn exchange(
         add_cost_header(&state, &pending, usage, &mut head.headers);
     }
     let tap = pending.tap(head.status, source);
-    let body = TapBody::new(body, tap).boxed_unsync();
+    let body = guard(
+        &state,
+        TapBody::new(Idle::new(body, state.upstream_idle_timeout), tap),
+        permit,
+    );
     metrics_overhead(received.elapsed());
     Response::from_parts(head, body)
 }
@@ -269,10 +302,10 @@ async fn converse_whole(
     mut head: http::response::Parts,
     mut body: Incoming,
     overhead: Duration,
+    permit: Option<OwnedSemaphorePermit>,
 ) -> Response<ProxyBody> {
-    let waited = Instant::now();
     let mut buf = BytesMut::new();
-    let read = tokio::time::timeout(state.upstream_timeout, async {
+    let read = tokio::time::timeout(state.upstream_idle_timeout, async {
         while let Some(frame) = body.frame().await {
             if let Ok(data) = frame?.into_data() {
                 buf.extend_from_slice(&data);
@@ -300,7 +333,6 @@ async fn converse_whole(
                 Operation::Converse,
                 (overhead + parsed.elapsed()).as_secs_f64(),
             );
-            let _ = waited;
             Response::from_parts(
                 head,
                 Full::new(bytes)
@@ -314,11 +346,22 @@ async fn converse_whole(
                 prefix: Some(buf.freeze()),
                 rest: body,
             };
-            Response::from_parts(head, TapBody::new(body, tap).boxed_unsync())
+            let body = TapBody::new(Idle::new(body, state.upstream_idle_timeout), tap);
+            Response::from_parts(head, guard(state, body, permit))
         }
         Ok(Err(e)) => ProxyError::BrokenBody(error_chain(&e)).respond_missing(pending),
-        Err(_) => ProxyError::Timeout(state.upstream_timeout).respond_missing(pending),
+        Err(_) => ProxyError::Timeout(state.upstream_idle_timeout).respond_missing(pending),
     }
+}
+
+/// The response body as the client gets it: holding the in-flight permit, drained briefly if
+/// the client leaves early.
+fn guard<B>(state: &State, body: B, permit: Option<OwnedSemaphorePermit>) -> ProxyBody
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    Guarded::new(body, permit, state.abandoned_grace).boxed_unsync()
 }
 
 fn add_cost_header(state: &State, pending: &Pending, usage: &Usage, headers: &mut http::HeaderMap) {
@@ -364,7 +407,12 @@ fn refuse(state: &State, failure: AuthFailure, pending: Pending) -> Response<Pro
 }
 
 /// Reads the whole request body (it must be hashed for the signature), within the limit.
-async fn read_body(parts: &Parts, body: Incoming, max: usize) -> Result<Bytes, ProxyError> {
+async fn read_body(
+    parts: &Parts,
+    body: Incoming,
+    max: usize,
+    timeout: Duration,
+) -> Result<Bytes, ProxyError> {
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -373,7 +421,10 @@ async fn read_body(parts: &Parts, body: Incoming, max: usize) -> Result<Bytes, P
     if declared.is_some_and(|n| n > max as u64) {
         return Err(ProxyError::TooLarge(max));
     }
-    match Limited::new(body, max).collect().await {
+    let collected = tokio::time::timeout(timeout, Limited::new(body, max).collect())
+        .await
+        .map_err(|_| ProxyError::BodyTimeout(timeout))?;
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ProxyError::TooLarge(max)),
         Err(e) => Err(ProxyError::BodyRead(e.to_string())),

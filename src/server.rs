@@ -42,6 +42,17 @@ pub struct ProxyConfig {
     pub ledger_queue: usize,
     /// Add `x-bedrock-meter-cost-usd` to metered non-streaming responses.
     pub cost_header: bool,
+    /// Requests in flight at once before new ones get 429 (0: no limit).
+    pub max_in_flight: usize,
+    /// Longest silence from the upstream while a response body is read.
+    pub upstream_idle_timeout: Duration,
+    /// Longest time for a client to send its request headers (HTTP/1.1) and its body.
+    pub client_header_timeout: Duration,
+    pub client_body_timeout: Duration,
+    /// How long a response whose client left is still read, to catch its usage.
+    pub abandoned_grace: Duration,
+    /// How long connections get to finish once shutdown starts.
+    pub drain_timeout: Duration,
     /// How often watched files are checked for changes (SIGHUP reloads at once).
     pub reload_interval: Duration,
     pub credentials: SharedCredentialsProvider,
@@ -72,6 +83,12 @@ impl ProxyConfig {
             ledger: None,
             ledger_queue: ledger::DEFAULT_QUEUE,
             cost_header: true,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            upstream_idle_timeout: Duration::from_secs(60),
+            client_header_timeout: Duration::from_secs(10),
+            client_body_timeout: Duration::from_secs(60),
+            abandoned_grace: Duration::from_secs(2),
+            drain_timeout: Duration::from_secs(30),
             credentials,
             max_body: DEFAULT_MAX_BODY,
             max_apps: 200,
@@ -81,6 +98,9 @@ impl ProxyConfig {
         }
     }
 }
+
+/// Requests in flight before the proxy answers 429 itself.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 4096;
 
 /// Bedrock's own request size limit.
 pub const DEFAULT_MAX_BODY: usize = 25 * 1024 * 1024;
@@ -122,10 +142,30 @@ impl Running {
     /// Stops accepting, lets open connections finish (bounded), writes out the ledger, and
     /// returns when done.
     pub async fn shutdown(self) {
+        self.shutdown_after(Duration::ZERO).await;
+    }
+
+    /// Graceful shutdown for load balancers: `/readyz` answers 503 at once while both
+    /// listeners keep serving for `delay` (so the balancer stops sending new requests), then
+    /// they stop accepting, open requests and streams get the drain deadline to finish, every
+    /// request is recorded, and the ledger is written out.
+    pub async fn shutdown_after(self, delay: Duration) {
         self.admin.ready.store(false, Ordering::Relaxed);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         self.stop.cancel();
         for task in self.tasks {
             let _ = task.await;
+        }
+        // Responses closed at the deadline record themselves as they drop; wait for that
+        // (bounded by the grace an abandoned response is read for).
+        let deadline =
+            tokio::time::Instant::now() + self.state.abandoned_grace + Duration::from_secs(1);
+        while self.state.meter.metrics.in_flight_total() > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         self.state.flush_ledger().await;
     }
@@ -178,23 +218,35 @@ pub async fn start(config: ProxyConfig) -> Result<Running, StartError> {
         max_body: config.max_body,
         upstream_timeout: config.upstream_timeout,
         cost_header: config.cost_header,
+        in_flight: (config.max_in_flight > 0)
+            .then(|| Arc::new(tokio::sync::Semaphore::new(config.max_in_flight))),
+        max_in_flight: config.max_in_flight,
+        upstream_idle_timeout: config.upstream_idle_timeout,
+        client_body_timeout: config.client_body_timeout,
+        abandoned_grace: config.abandoned_grace,
     });
     let admin = Arc::new(Admin {
         state: state.clone(),
         ready: AtomicBool::new(true),
     });
 
+    let limits = listener::Limits {
+        header_timeout: config.client_header_timeout,
+        drain: config.drain_timeout,
+    };
     let proxy_state = state.clone();
     let proxy_task = tokio::spawn(listener::serve(
         proxy_listener,
         move |req, _peer| proxy::handle(proxy_state.clone(), req),
         stop.clone(),
+        limits,
     ));
     let admin_handle = admin.clone();
     let admin_task = tokio::spawn(listener::serve(
         admin_listener,
         move |req, _peer| admin::handle(admin_handle.clone(), req),
         stop.clone(),
+        limits,
     ));
     let mut tasks = vec![proxy_task, admin_task];
     if state.meter.ledger.is_some() {

@@ -96,7 +96,12 @@ impl Simulator {
             let shared = handler_shared.clone();
             async move { handle(shared, req).await }
         };
-        tokio::spawn(crate::listener::serve(listener, handler, shutdown.clone()));
+        tokio::spawn(crate::listener::serve(
+            listener,
+            handler,
+            shutdown.clone(),
+            crate::listener::Limits::default(),
+        ));
         Ok(Simulator {
             addr,
             shutdown,
