@@ -1,0 +1,591 @@
+//! Nothing lost under load and faults: exact accounting against the simulator's ground truth,
+//! the fault matrix (upstream and client side), the in-flight cap, and graceful shutdown of the
+//! real binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_bedrockruntime::Client;
+use aws_sdk_bedrockruntime::error::ProvideErrorMetadata;
+use aws_sdk_bedrockruntime::primitives::Blob;
+use bedrock_meter::simulator::{Simulator, SimulatorConfig};
+use bytes::Bytes;
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const MODELS: [&str; 3] = [
+    "amazon.nova-micro-v1:0",
+    "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+    "openai.gpt-oss-120b-1:0",
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Op {
+    Converse,
+    ConverseStream,
+    InvokeModel,
+    InvokeModelWithResponseStream,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Converse => "Converse",
+            Op::ConverseStream => "ConverseStream",
+            Op::InvokeModel => "InvokeModel",
+            Op::InvokeModelWithResponseStream => "InvokeModelWithResponseStream",
+        }
+    }
+}
+
+/// What happens to one call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Fate {
+    Clean,
+    Throttled,
+    Invalid,
+    Slow,
+    Malformed,
+    Dropped,
+    MidStream,
+    /// The client gives up: a non-streaming call after 150 ms of a 400 ms answer; a stream after
+    /// its first event.
+    Abandoned,
+}
+
+impl Fate {
+    fn directive(self, op: Op) -> &'static str {
+        let stream = matches!(op, Op::ConverseStream | Op::InvokeModelWithResponseStream);
+        match self {
+            Fate::Clean => "",
+            Fate::Throttled => "fault=throttle",
+            Fate::Invalid => "fault=validation",
+            Fate::Slow => "delay_ms=80 gap_ms=20",
+            Fate::Malformed => "fault=malformed after=2",
+            Fate::Dropped => "fault=drop after=2",
+            Fate::MidStream if stream => "fault=midstream after=2 exception=throttlingException",
+            Fate::MidStream => "fault=model_error",
+            Fate::Abandoned if stream => "gap_ms=5",
+            Fate::Abandoned => "delay_ms=400",
+        }
+    }
+}
+
+const FATES: [Fate; 12] = [
+    Fate::Clean,
+    Fate::Clean,
+    Fate::Clean,
+    Fate::Clean,
+    Fate::Throttled,
+    Fate::Invalid,
+    Fate::Slow,
+    Fate::Malformed,
+    Fate::Dropped,
+    Fate::MidStream,
+    Fate::Abandoned,
+    Fate::Abandoned,
+];
+
+async fn one_call(client: &Client, op: Op, model: &str, prompt: String, fate: Fate) {
+    let converse_message = || user_message(&prompt);
+    let invoke_body = || {
+        Blob::new(
+            serde_json::json!({
+                "anthropic_version": "bedrock-2023-05-31",
+                "max_tokens": 512,
+                "messages": [{"role": "user", "content": prompt}],
+            })
+            .to_string(),
+        )
+    };
+    match op {
+        Op::Converse | Op::InvokeModel => {
+            let call = async {
+                if op == Op::Converse {
+                    let _ = client
+                        .converse()
+                        .model_id(model)
+                        .messages(converse_message())
+                        .send()
+                        .await;
+                } else {
+                    let _ = client
+                        .invoke_model()
+                        .model_id(model)
+                        .body(invoke_body())
+                        .send()
+                        .await;
+                }
+            };
+            if fate == Fate::Abandoned {
+                let _ = tokio::time::timeout(Duration::from_millis(150), call).await;
+            } else {
+                call.await;
+            }
+        }
+        Op::ConverseStream => {
+            if let Ok(out) = client
+                .converse_stream()
+                .model_id(model)
+                .messages(converse_message())
+                .send()
+                .await
+            {
+                let mut events = out.stream;
+                while let Ok(Some(_)) = events.recv().await {
+                    if fate == Fate::Abandoned {
+                        break;
+                    }
+                }
+            }
+        }
+        Op::InvokeModelWithResponseStream => {
+            if let Ok(out) = client
+                .invoke_model_with_response_stream()
+                .model_id(model)
+                .body(invoke_body())
+                .send()
+                .await
+            {
+                let mut events = out.body;
+                while let Ok(Some(_)) = events.recv().await {
+                    if fate == Fate::Abandoned {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn wait_idle(h: &Harness) -> Metrics {
+    for _ in 0..400 {
+        let m = h.metrics().await;
+        if m.value("bedrock_in_flight_requests", &[]) == 0.0 {
+            return m;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("requests still in flight");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_token_is_counted_exactly_once_under_load_and_faults() {
+    const CLIENTS: u64 = 32;
+    const CALLS_EACH: u64 = 128;
+    let h = Harness::start().await;
+    let url = h.proxy.url();
+    let calls: Arc<std::sync::Mutex<BTreeMap<(Op, Fate), u64>>> = Arc::default();
+    let started = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    for c in 0..CLIENTS {
+        let client = sdk_client(&url, Some(&format!("load-{}", c % 6)));
+        let calls = calls.clone();
+        let next = next.clone();
+        workers.spawn(async move {
+            for _ in 0..CALLS_EACH {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                // A fixed, well-mixed schedule: every (operation, fate) pair occurs.
+                let op = [
+                    Op::Converse,
+                    Op::ConverseStream,
+                    Op::InvokeModel,
+                    Op::InvokeModelWithResponseStream,
+                ][(n % 4) as usize];
+                let fate = FATES[((n / 4) % FATES.len() as u64) as usize];
+                let model = MODELS[((n / 7) % MODELS.len() as u64) as usize];
+                let prompt = format!(
+                    "[[sim input={} output={} cache_read={} chunks=4 {}]] call {n}",
+                    50 + n % 97,
+                    10 + n % 31,
+                    if n % 5 == 0 { 64 } else { 0 },
+                    fate.directive(op)
+                );
+                one_call(&client, op, model, prompt, fate).await;
+                *calls.lock().unwrap().entry((op, fate)).or_default() += 1;
+            }
+        });
+    }
+    while let Some(r) = workers.join_next().await {
+        r.unwrap();
+    }
+    let m = wait_idle(&h).await;
+    let elapsed = started.elapsed();
+    let calls = calls.lock().unwrap().clone();
+    let total: u64 = calls.values().sum();
+    assert_eq!(total, CLIENTS * CALLS_EACH);
+
+    // Every call made is one request counted, per operation.
+    assert_eq!(m.requests(&[]), total);
+    for op in [
+        Op::Converse,
+        Op::ConverseStream,
+        Op::InvokeModel,
+        Op::InvokeModelWithResponseStream,
+    ] {
+        let made: u64 = calls
+            .iter()
+            .filter(|((o, _), _)| *o == op)
+            .map(|(_, n)| n)
+            .sum();
+        assert_eq!(m.requests(&[("operation", op.name())]), made, "{op:?}");
+    }
+    // Every token the simulator reported is counted, none twice, none invented.
+    let sim = h.simulator.stats();
+    let mut lost = 0i64;
+    for kind in ["input", "output", "cache_read", "cache_write"] {
+        let truth: u64 = sim
+            .tokens
+            .iter()
+            .filter(|((_, k), _)| *k == kind)
+            .map(|(_, n)| *n)
+            .sum();
+        let counted = m.value("bedrock_tokens_total", &[("type", kind)]) as u64;
+        lost += truth as i64 - counted as i64;
+        assert_eq!(counted, truth, "{kind} tokens");
+    }
+    assert_eq!(m.value("bedrock_in_flight_requests", &[]), 0.0);
+    assert_eq!(sim.signatures_invalid, 0);
+    let clean: u64 = calls
+        .iter()
+        .filter(|((_, f), _)| *f == Fate::Clean)
+        .map(|(_, n)| n)
+        .sum();
+    let faults = total - clean;
+    eprintln!(
+        "exact accounting: {total} calls ({faults} with a fault or abandoned) by {CLIENTS} clients in {:.1} s; \
+         {} input / {} output tokens; tokens lost: {lost}",
+        elapsed.as_secs_f64(),
+        m.value("bedrock_tokens_total", &[("type", "input")]),
+        m.value("bedrock_tokens_total", &[("type", "output")]),
+    );
+}
+
+#[tokio::test]
+async fn upstream_faults_end_cleanly_and_are_counted() {
+    let h = Harness::start_with(|c| c.upstream_idle_timeout = Duration::from_millis(300)).await;
+    let client = h.client("faults");
+    let model = MODELS[0];
+
+    // A stream whose upstream goes silent past the idle timeout is cut and recorded.
+    let out = client
+        .converse_stream()
+        .model_id(model)
+        .messages(user_message("[[sim chunks=4 gap_ms=3000]]"))
+        .send()
+        .await
+        .unwrap();
+    let mut events = out.stream;
+    let mut result = Ok(Some(()));
+    while let Ok(Some(_)) = &result {
+        result = events.recv().await.map(|e| e.map(|_| ()));
+    }
+    assert!(result.is_err(), "the client sees the stream cut off");
+
+    // Malformed JSON: passed on untouched, its usage counted missing.
+    let err = client
+        .converse()
+        .model_id(model)
+        .messages(user_message("[[sim fault=malformed]]"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(format!("{err:?}").contains("output"), "{err:?}");
+
+    // The connection closes before a status line: 502.
+    let err = client
+        .converse()
+        .model_id(model)
+        .messages(user_message("[[sim fault=drop]]"))
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(err.code(), Some("InternalServerException"), "{err:?}");
+
+    let m = wait_idle(&h).await;
+    assert_eq!(
+        m.value(
+            "bedrock_usage_missing_total",
+            &[
+                ("operation", "ConverseStream"),
+                ("reason", "upstream_error")
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(
+        m.value(
+            "bedrock_usage_missing_total",
+            &[("operation", "Converse"), ("reason", "unparseable")]
+        ),
+        1.0
+    );
+    assert_eq!(m.requests(&[("status", "502")]), 1);
+    assert_eq!(m.requests(&[]), 3);
+}
+
+/// Reads from a raw connection until it closes or `limit` passes.
+async fn read_until_closed(conn: &mut TcpStream, limit: Duration) -> (String, bool) {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, conn.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&out).into_owned(), true),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => return (String::from_utf8_lossy(&out).into_owned(), false),
+        }
+    }
+}
+
+#[tokio::test]
+async fn client_faults_are_bounded_and_counted() {
+    let h = Harness::start_with(|c| {
+        c.region = Some("us-east-1".into());
+        c.client_header_timeout = Duration::from_millis(300);
+        c.client_body_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let addr = h.proxy.addr;
+    let path = "/model/amazon.nova-micro-v1:0/converse";
+
+    // Slowloris: headers that never finish; the connection is closed.
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(format!("POST {path} HTTP/1.1\r\nhost: meter\r\n").as_bytes())
+        .await
+        .unwrap();
+    let (_, closed) = read_until_closed(&mut conn, Duration::from_secs(5)).await;
+    assert!(closed, "a request whose headers never end is cut off");
+
+    // A body that stalls: 408 RequestTimeoutException.
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(
+        format!("POST {path} HTTP/1.1\r\nhost: meter\r\ncontent-length: 100\r\n\r\n{{\"messages\"")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let (answer, _) = read_until_closed(&mut conn, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("x-amzn-errortype: requesttimeoutexception"),
+        "{answer}"
+    );
+
+    // A body cut short by the client closing: counted, never forwarded.
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(
+        format!("POST {path} HTTP/1.1\r\nhost: meter\r\ncontent-length: 100\r\n\r\n{{\"mess")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    conn.shutdown().await.unwrap();
+    let _ = read_until_closed(&mut conn, Duration::from_secs(5)).await;
+
+    // HTTP/1.1 pipelining: two requests in one write, two answers in order.
+    let body = r#"{"messages":[{"role":"user","content":[{"text":"[[sim input=5 output=6]]"}]}]}"#;
+    let one = format!(
+        "POST {path} HTTP/1.1\r\nhost: meter\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(format!("{one}{one}").as_bytes())
+        .await
+        .unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 8192];
+    while seen.matches("\"outputTokens\":6").count() < 2 {
+        let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "{seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert_eq!(seen.matches("HTTP/1.1 200 OK").count(), 2, "{seen}");
+
+    let m = wait_idle(&h).await;
+    assert_eq!(m.requests(&[("status", "408")]), 1);
+    assert_eq!(m.requests(&[("status", "200")]), 2);
+    assert_eq!(m.tokens("unknown", MODELS[0], "output"), 12);
+    // The stalled and the truncated bodies never reached the upstream.
+    assert_eq!(h.simulator.stats().requests, 2);
+}
+
+#[tokio::test]
+async fn the_in_flight_cap_answers_throttling_and_recovers() {
+    let h = Harness::start_with(|c| c.max_in_flight = 2).await;
+    let slow = |app: &'static str| {
+        let client = h.client(app);
+        async move {
+            client
+                .converse()
+                .model_id(MODELS[0])
+                .messages(user_message("[[sim delay_ms=600 output=4]]"))
+                .send()
+                .await
+        }
+    };
+    let (a, b) = (tokio::spawn(slow("a")), tokio::spawn(slow("b")));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let err = h
+        .client("c")
+        .converse()
+        .model_id(MODELS[0])
+        .messages(user_message("hi"))
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_throttling_exception(), "{err:?}");
+    assert!(err.message().unwrap().contains("limit 2"), "{err:?}");
+    a.await.unwrap().unwrap();
+    b.await.unwrap().unwrap();
+    // Capacity is back once the slow calls are done.
+    h.client("c")
+        .converse()
+        .model_id(MODELS[0])
+        .messages(user_message("[[sim output=1]]"))
+        .send()
+        .await
+        .unwrap();
+    let m = wait_idle(&h).await;
+    assert_eq!(m.value("bedrock_proxy_throttled_total", &[]), 1.0);
+    assert_eq!(m.requests(&[("app", "c"), ("status", "429")]), 1);
+    assert_eq!(h.simulator.stats().requests, 3);
+}
+
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn sigterm_turns_unready_lets_streams_finish_records_them_and_exits_0() {
+    let creds = proxy_credentials();
+    let simulator = Simulator::start(SimulatorConfig {
+        listen: loopback(),
+        expect_credentials: Some(creds.clone()),
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("ledger.jsonl");
+    let (port, admin_port) = (free_port(), free_port());
+    let mut child = Child(
+        Command::new(env!("CARGO_BIN_EXE_bedrock-meter"))
+            .args([
+                "serve",
+                "--upstream",
+                &simulator.url(),
+                "--region",
+                "us-east-1",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--admin-listen",
+                &format!("127.0.0.1:{admin_port}"),
+                "--ledger",
+                ledger.to_str().unwrap(),
+                "--shutdown-delay",
+                "0.5",
+                "--drain-timeout",
+                "10",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("AWS_ACCESS_KEY_ID", creds.access_key_id())
+            .env("AWS_SECRET_ACCESS_KEY", creds.secret_access_key())
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let admin = format!("http://127.0.0.1:{admin_port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http_get_status(&format!("{admin}/readyz")).await != Some(200) {
+        assert!(Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A stream of about 2 s is under way when SIGTERM arrives.
+    let client = sdk_client(&format!("http://127.0.0.1:{port}"), Some("draining"));
+    let out = client
+        .converse_stream()
+        .model_id(MODELS[0])
+        .messages(user_message(
+            "[[sim input=40 output=30 chunks=6 gap_ms=300]]",
+        ))
+        .send()
+        .await
+        .unwrap();
+    let mut events = out.stream;
+    assert!(events.recv().await.unwrap().is_some());
+    let pid = child.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(http_get_status(&format!("{admin}/readyz")).await, Some(503));
+
+    let mut output = 0;
+    while let Some(e) = events.recv().await.unwrap() {
+        if let aws_sdk_bedrockruntime::types::ConverseStreamOutput::Metadata(m) = e {
+            output = m.usage().unwrap().output_tokens();
+        }
+    }
+    assert_eq!(output, 30, "the stream finished during the drain");
+
+    let exit = tokio::task::spawn_blocking(move || {
+        let status = child.0.wait().unwrap();
+        std::mem::forget(child);
+        status
+    })
+    .await
+    .unwrap();
+    assert_eq!(exit.code(), Some(0));
+    let lines = std::fs::read_to_string(&ledger).unwrap();
+    let line: serde_json::Value = serde_json::from_str(lines.lines().last().unwrap()).unwrap();
+    assert_eq!(line["app"], "draining");
+    assert_eq!(line["tokens"]["output"], 30);
+    assert_eq!(line["status"], 200);
+}
+
+async fn http_get_status(url: &str) -> Option<u16> {
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Full<Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    client
+        .get(url.parse().ok()?)
+        .await
+        .ok()
+        .map(|r| r.status().as_u16())
+}
