@@ -206,7 +206,7 @@ async fn every_token_is_counted_exactly_once_under_load_and_faults() {
                     "[[sim input={} output={} cache_read={} chunks=4 {}]] call {n}",
                     50 + n % 97,
                     10 + n % 31,
-                    if n % 5 == 0 { 64 } else { 0 },
+                    if n.is_multiple_of(5) { 64 } else { 0 },
                     fate.directive(op)
                 );
                 one_call(&client, op, model, prompt, fate).await;
