@@ -923,7 +923,11 @@ fn machine() -> String {
         .find_map(|l| l.strip_prefix("model name"))
         .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    // Counted from /proc/cpuinfo: under taskset, available_parallelism counts only ours.
+    let cores = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| {
