@@ -254,9 +254,9 @@ impl Inner {
         let vouched = status.is_success() || known;
         let model = meter.labels.model(model_id.as_deref(), vouched, m);
         let latency = start.elapsed();
-        m.request(&app, &model, op, status.as_u16(), latency.as_secs_f64());
+        let request = m.request(&app, &model, op, status.as_u16(), latency.as_secs_f64());
         if let Some(seconds) = stream.first_event {
-            m.time_to_first_token(&model, op, seconds);
+            m.time_to_first_token(&request, &model, op, seconds);
         }
         if let Some(exception) = &stream.exception {
             m.stream_exception(&model, op, exception);
@@ -268,9 +268,9 @@ impl Inner {
                 let quote = resolved.as_ref().map(|r| r.quote(&u, tier));
                 let cost = quote.as_ref().and_then(|q| q.cost);
                 m.usage(&series, &u, cost.as_ref());
-                m.service_tier(&model, tier);
+                m.service_tier(&series, &model, tier);
                 match &quote {
-                    None => m.unpriced(&model),
+                    None => m.unpriced(&series, &model),
                     Some(q) => {
                         for (flagged, reason) in [
                             (

@@ -1,22 +1,27 @@
 //! Metrics: every Prometheus series the meter exports, registered once in one struct.
 //!
-//! Call sites never spell a metric name. Per-(app, model) handles are created once and cached,
-//! so the hot path does no label formatting for tokens and costs. Costs are kept as exact
-//! integer pico-dollars and turned into USD only when Prometheus scrapes.
+//! Call sites never spell a metric name. Per-(app, model) and per-(app, model, operation,
+//! status) handles are created once and cached, so the hot path hashes no label values. Costs
+//! are kept as exact integer pico-dollars and turned into USD only when Prometheus scrapes.
+//!
+//! The families with a series per (app, model) — requests, tokens, cost, token histograms —
+//! are the bulk of a scrape (tens of thousands of lines with a few thousand pairs), so they are
+//! plain atomics rendered straight to text with each series' label prefix formatted once; the
+//! `prometheus` registry (which builds an intermediate protobuf model per scrape) renders the
+//! small families.
 
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use dashmap::DashMap;
-use prometheus::core::{Collector, Desc};
-use prometheus::proto::{self, MetricFamily, MetricType};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::pricing::price::pico_to_usd;
-use crate::pricing::{Cost, TokenType, Usage};
+use crate::pricing::{Cost, Tier, TokenType, Usage};
 use crate::route::Operation;
 
 const OUTPUT_TOKEN_BUCKETS: [f64; 13] = [
@@ -40,11 +45,30 @@ const OVERHEAD_BUCKETS: [f64; 12] = [
 
 /// Handles for one (app, model) pair.
 pub struct Series {
-    tokens: [IntCounter; 4],
-    cost: Arc<CostCell>,
-    output_tokens: Histogram,
-    input_tokens: Histogram,
+    /// `{app="…",model="…"` — the start of every line of this pair, formatted once.
+    labels: String,
+    tokens: [AtomicU64; 4],
+    cost: CostCell,
+    output_tokens: TokenHistogram,
+    input_tokens: TokenHistogram,
+    /// `bedrock_service_tier_requests_total` of this model, by tier, created on first use.
+    tiers: [OnceLock<IntCounter>; Tier::ALL.len()],
+    /// `bedrock_unpriced_requests_total` of this model, created on first use.
+    unpriced: OnceLock<IntCounter>,
 }
+
+/// Handles for one (app, model, operation, status): counting a finished request touches
+/// these without hashing label values.
+pub struct RequestSeries {
+    /// `{app="…",model="…",operation="…",status="…"}`
+    labels: String,
+    requests: AtomicU64,
+    duration: Histogram,
+    /// `bedrock_time_to_first_token_seconds` of this (model, operation), created on first use.
+    ttft: OnceLock<Histogram>,
+}
+
+type RequestKey = (Arc<str>, Arc<str>, Operation, u16);
 
 #[derive(Default)]
 struct CostCell {
@@ -54,62 +78,99 @@ struct CostCell {
     priced: AtomicBool,
 }
 
-struct CostEntry {
-    app: Arc<str>,
-    model: Arc<str>,
-    cell: Arc<CostCell>,
+/// A histogram of token counts (integers). Per-bucket counts, made cumulative when rendered;
+/// `_count` is rendered as the sum of the buckets, so it always agrees with `le="+Inf"`.
+struct TokenHistogram {
+    bounds: &'static [f64],
+    /// One per bound, then +Inf.
+    buckets: Box<[AtomicU64]>,
+    sum: AtomicU64,
 }
 
-/// `bedrock_cost_usd_total`: exact integer sums exported as USD.
-struct ExactCost {
-    desc: Desc,
-    entries: Mutex<Vec<CostEntry>>,
-}
-
-impl Collector for ExactCost {
-    fn desc(&self) -> Vec<&Desc> {
-        vec![&self.desc]
+impl TokenHistogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        TokenHistogram {
+            bounds,
+            buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum: AtomicU64::new(0),
+        }
     }
 
-    fn collect(&self) -> Vec<MetricFamily> {
-        let mut family = MetricFamily::default();
-        family.set_name(self.desc.fq_name.clone());
-        family.set_help(self.desc.help.clone());
-        family.set_field_type(MetricType::COUNTER);
-        let entries = match self.entries.lock() {
-            Ok(e) => e,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        for entry in entries.iter() {
-            if !entry.cell.priced.load(Ordering::Relaxed) {
-                continue;
+    fn observe(&self, value: u64) {
+        let v = value as f64;
+        let i = self.bounds.partition_point(|b| *b < v);
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum.fetch_add(value, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0u64;
+        for (i, bucket) in self.buckets.iter().enumerate() {
+            cumulative += bucket.load(Ordering::Relaxed);
+            out.push_str(name);
+            out.push_str("_bucket");
+            out.push_str(labels);
+            out.push_str(",le=\"");
+            match self.bounds.get(i) {
+                // Token bounds are whole numbers: written as integers, as `f64`'s Display does.
+                Some(b) => push_u64(out, *b as u64),
+                None => out.push_str("+Inf"),
             }
-            for t in TokenType::ALL {
-                let pico = entry.cell.pico[t as usize].load(Ordering::Relaxed);
-                let mut counter = proto::Counter::default();
-                counter.set_value(pico_to_usd(pico));
-                let mut metric = proto::Metric::from_label(vec![
-                    label("app", &entry.app),
-                    label("model", &entry.model),
-                    label("type", t.as_str()),
-                ]);
-                metric.set_counter(counter);
-                family.mut_metric().push(metric);
-            }
+            out.push_str("\"} ");
+            push_u64(out, cumulative);
+            out.push('\n');
         }
-        if family.get_metric().is_empty() {
-            return Vec::new();
-        }
-        vec![family]
+        let _ = writeln!(
+            out,
+            "{name}_sum{labels}}} {}",
+            self.sum.load(Ordering::Relaxed) as f64
+        );
+        out.push_str(name);
+        out.push_str("_count");
+        out.push_str(labels);
+        out.push_str("} ");
+        push_u64(out, cumulative);
+        out.push('\n');
     }
 }
 
-fn label(name: &str, value: &str) -> proto::LabelPair {
-    let mut l = proto::LabelPair::default();
-    l.set_name(name.to_owned());
-    l.set_value(value.to_owned());
-    l
+fn push_u64(out: &mut String, v: u64) {
+    out.push_str(itoa::Buffer::new().format(v));
 }
+
+/// A label value as the text format wants it (`\`, `"` and newline escaped).
+fn push_label_value(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn family_header(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+const REQUESTS: (&str, &str) = (
+    "bedrock_requests_total",
+    "Bedrock Runtime requests by app, model, operation and the HTTP status the client got.",
+);
+const TOKENS: (&str, &str) = (
+    "bedrock_tokens_total",
+    "Tokens Bedrock reported, by type (input excludes cache tokens).",
+);
+const COST: (&str, &str) = (
+    "bedrock_cost_usd_total",
+    "Cost in USD at the rate card's prices, by token type.",
+);
+const OUTPUT_TOKENS: (&str, &str) = ("bedrock_output_tokens", "Output tokens per request.");
+const INPUT_TOKENS: (&str, &str) = (
+    "bedrock_input_tokens",
+    "Prompt tokens per request, cache reads and writes included.",
+);
 
 /// The configuration files that reload while the proxy runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,11 +181,6 @@ pub enum ConfigFile {
 
 pub struct Metrics {
     registry: Registry,
-    requests: IntCounterVec,
-    tokens: IntCounterVec,
-    cost: Arc<ExactCost>,
-    output_tokens: HistogramVec,
-    input_tokens: HistogramVec,
     duration: HistogramVec,
     ttft: HistogramVec,
     overhead: Vec<Histogram>,
@@ -143,6 +199,15 @@ pub struct Metrics {
     pricing_anomalies: IntCounterVec,
     proxy_throttled: IntCounter,
     series: DashMap<(Arc<str>, Arc<str>), Arc<Series>>,
+    request_series: DashMap<RequestKey, Arc<RequestSeries>>,
+    /// Every `Series` and `RequestSeries`, in creation order, for rendering.
+    rendered: Mutex<Rendered>,
+}
+
+#[derive(Default)]
+struct Rendered {
+    series: Vec<Arc<Series>>,
+    requests: Vec<Arc<RequestSeries>>,
 }
 
 impl Metrics {
@@ -167,39 +232,6 @@ impl Metrics {
             Ok::<_, prometheus::Error>(g)
         };
 
-        let requests = counter(
-            "bedrock_requests_total",
-            "Bedrock Runtime requests by app, model, operation and the HTTP status the client got.",
-            &["app", "model", "operation", "status"],
-        )?;
-        let tokens = counter(
-            "bedrock_tokens_total",
-            "Tokens Bedrock reported, by type (input excludes cache tokens).",
-            &["app", "model", "type"],
-        )?;
-        let cost_desc = Desc::new(
-            "bedrock_cost_usd_total".into(),
-            "Cost in USD at the rate card's prices, by token type.".into(),
-            vec!["app".into(), "model".into(), "type".into()],
-            Default::default(),
-        )?;
-        let cost = Arc::new(ExactCost {
-            desc: cost_desc,
-            entries: Mutex::new(Vec::new()),
-        });
-        registry.register(Box::new(SharedCollector(cost.clone())))?;
-        let output_tokens = histogram(
-            "bedrock_output_tokens",
-            "Output tokens per request.",
-            &["app", "model"],
-            &OUTPUT_TOKEN_BUCKETS,
-        )?;
-        let input_tokens = histogram(
-            "bedrock_input_tokens",
-            "Prompt tokens per request, cache reads and writes included.",
-            &["app", "model"],
-            &INPUT_TOKEN_BUCKETS,
-        )?;
         let duration = histogram(
             "bedrock_request_duration_seconds",
             "Time from receiving the request to the end of the response.",
@@ -301,11 +333,6 @@ impl Metrics {
             .collect();
         Ok(Metrics {
             registry,
-            requests,
-            tokens,
-            cost,
-            output_tokens,
-            input_tokens,
             duration,
             ttft,
             overhead,
@@ -324,6 +351,8 @@ impl Metrics {
             pricing_anomalies,
             proxy_throttled,
             series: DashMap::new(),
+            request_series: DashMap::new(),
+            rendered: Mutex::new(Rendered::default()),
         })
     }
 
@@ -335,46 +364,82 @@ impl Metrics {
         self.series
             .entry((app.clone(), model.clone()))
             .or_insert_with(|| {
-                let tokens = TokenType::ALL
-                    .map(|t| self.tokens.with_label_values(&[app, model, t.as_str()]));
-                let cell = Arc::new(CostCell::default());
-                let mut entries = match self.cost.entries.lock() {
-                    Ok(e) => e,
-                    Err(poisoned) => poisoned.into_inner(),
-                };
-                entries.push(CostEntry {
-                    app: app.clone(),
-                    model: model.clone(),
-                    cell: cell.clone(),
+                let mut labels = String::from("{app=\"");
+                push_label_value(&mut labels, app);
+                labels.push_str("\",model=\"");
+                push_label_value(&mut labels, model);
+                labels.push('"');
+                let series = Arc::new(Series {
+                    labels,
+                    tokens: Default::default(),
+                    cost: CostCell::default(),
+                    output_tokens: TokenHistogram::new(&OUTPUT_TOKEN_BUCKETS),
+                    input_tokens: TokenHistogram::new(&INPUT_TOKEN_BUCKETS),
+                    tiers: Default::default(),
+                    unpriced: OnceLock::new(),
                 });
-                Arc::new(Series {
-                    tokens,
-                    cost: cell,
-                    output_tokens: self.output_tokens.with_label_values(&[app, model]),
-                    input_tokens: self.input_tokens.with_label_values(&[app, model]),
-                })
+                self.rendered_lock().series.push(series.clone());
+                series
             })
             .clone()
     }
 
-    /// Counts one finished request.
-    pub fn request(&self, app: &str, model: &str, op: Operation, status: u16, seconds: f64) {
-        let mut buf = itoa::Buffer::new();
-        self.requests
-            .with_label_values(&[app, model, op.as_str(), buf.format(status)])
-            .inc();
-        self.duration
-            .with_label_values(&[model, op.as_str()])
-            .observe(seconds);
+    fn rendered_lock(&self) -> std::sync::MutexGuard<'_, Rendered> {
+        match self.rendered.lock() {
+            Ok(r) => r,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Counts one finished request; the handles returned serve its other per-request series.
+    /// Both labels must already be bounded.
+    pub fn request(
+        &self,
+        app: &Arc<str>,
+        model: &Arc<str>,
+        op: Operation,
+        status: u16,
+        seconds: f64,
+    ) -> Arc<RequestSeries> {
+        let key = (app.clone(), model.clone(), op, status);
+        let handles = match self.request_series.get(&key) {
+            Some(h) => h.clone(),
+            None => self
+                .request_series
+                .entry(key)
+                .or_insert_with(|| {
+                    let mut labels = String::from("{app=\"");
+                    push_label_value(&mut labels, app);
+                    labels.push_str("\",model=\"");
+                    push_label_value(&mut labels, model);
+                    let _ = write!(
+                        labels,
+                        "\",operation=\"{}\",status=\"{status}\"}}",
+                        op.as_str()
+                    );
+                    let series = Arc::new(RequestSeries {
+                        labels,
+                        requests: AtomicU64::new(0),
+                        duration: self.duration.with_label_values(&[model, op.as_str()]),
+                        ttft: OnceLock::new(),
+                    });
+                    self.rendered_lock().requests.push(series.clone());
+                    series
+                })
+                .clone(),
+        };
+        handles.requests.fetch_add(1, Ordering::Relaxed);
+        handles.duration.observe(seconds);
+        handles
     }
 
     /// Adds a request's tokens, and its cost when the model is priced.
     pub fn usage(&self, series: &Series, usage: &Usage, cost: Option<&Cost>) {
         for t in TokenType::ALL {
-            series.tokens[t as usize].inc_by(usage.get(t));
+            series.tokens[t as usize].fetch_add(usage.get(t), Ordering::Relaxed);
         }
-        series.output_tokens.observe(usage.output as f64);
-        series.input_tokens.observe(usage.prompt_total() as f64);
+        series.output_tokens.observe(usage.output);
+        series.input_tokens.observe(usage.prompt_total());
         if let Some(cost) = cost {
             for t in TokenType::ALL {
                 series.cost.pico[t as usize].fetch_add(cost.get(t), Ordering::Relaxed);
@@ -383,8 +448,11 @@ impl Metrics {
         }
     }
 
-    pub fn unpriced(&self, model: &str) {
-        self.unpriced.with_label_values(&[model]).inc();
+    pub fn unpriced(&self, series: &Series, model: &str) {
+        series
+            .unpriced
+            .get_or_init(|| self.unpriced.with_label_values(&[model]))
+            .inc();
     }
 
     pub fn usage_missing(&self, op: Operation, reason: &'static str) {
@@ -393,9 +461,17 @@ impl Metrics {
             .inc();
     }
 
-    pub fn time_to_first_token(&self, model: &str, op: Operation, seconds: f64) {
-        self.ttft
-            .with_label_values(&[model, op.as_str()])
+    /// `request` is the handles [`Metrics::request`] gave for this request, of `model` and `op`.
+    pub fn time_to_first_token(
+        &self,
+        request: &RequestSeries,
+        model: &str,
+        op: Operation,
+        seconds: f64,
+    ) {
+        request
+            .ttft
+            .get_or_init(|| self.ttft.with_label_values(&[model, op.as_str()]))
             .observe(seconds);
     }
 
@@ -456,9 +532,10 @@ impl Metrics {
         }
     }
 
-    pub fn service_tier(&self, model: &str, tier: crate::pricing::Tier) {
-        self.service_tier
-            .with_label_values(&[model, tier.as_str()])
+    /// `series` is the (app, model) handles of `model`.
+    pub fn service_tier(&self, series: &Series, model: &str, tier: Tier) {
+        series.tiers[tier as usize]
+            .get_or_init(|| self.service_tier.with_label_values(&[model, tier.as_str()]))
             .inc();
     }
 
@@ -491,21 +568,73 @@ impl Metrics {
 
     /// The Prometheus text exposition of every series.
     pub fn render(&self) -> Result<Vec<u8>, prometheus::Error> {
-        let mut out = Vec::with_capacity(16 * 1024);
+        let (series, requests) = {
+            let r = self.rendered_lock();
+            (r.series.clone(), r.requests.clone())
+        };
+        let mut text = String::with_capacity(16 * 1024 + series.len() * 3_500);
+        if !requests.is_empty() {
+            family_header(&mut text, REQUESTS.0, REQUESTS.1, "counter");
+            for r in &requests {
+                text.push_str(REQUESTS.0);
+                text.push_str(&r.labels);
+                text.push(' ');
+                push_u64(&mut text, r.requests.load(Ordering::Relaxed));
+                text.push('\n');
+            }
+        }
+        if !series.is_empty() {
+            family_header(&mut text, TOKENS.0, TOKENS.1, "counter");
+            for s in &series {
+                for t in TokenType::ALL {
+                    text.push_str(TOKENS.0);
+                    text.push_str(&s.labels);
+                    text.push_str(",type=\"");
+                    text.push_str(t.as_str());
+                    text.push_str("\"} ");
+                    push_u64(&mut text, s.tokens[t as usize].load(Ordering::Relaxed));
+                    text.push('\n');
+                }
+            }
+        }
+        let priced: Vec<&Arc<Series>> = series
+            .iter()
+            .filter(|s| s.cost.priced.load(Ordering::Relaxed))
+            .collect();
+        if !priced.is_empty() {
+            family_header(&mut text, COST.0, COST.1, "counter");
+            for s in priced {
+                for t in TokenType::ALL {
+                    let pico = s.cost.pico[t as usize].load(Ordering::Relaxed);
+                    let _ = writeln!(
+                        text,
+                        "{}{},type=\"{}\"}} {}",
+                        COST.0,
+                        s.labels,
+                        t.as_str(),
+                        pico_to_usd(pico)
+                    );
+                }
+            }
+        }
+        for (family, pick) in [
+            (
+                OUTPUT_TOKENS,
+                (|s: &Series| &s.output_tokens) as fn(&Series) -> &TokenHistogram,
+            ),
+            (INPUT_TOKENS, |s: &Series| &s.input_tokens),
+        ] {
+            if series.is_empty() {
+                break;
+            }
+            family_header(&mut text, family.0, family.1, "histogram");
+            for s in &series {
+                pick(s).render(&mut text, family.0, &s.labels);
+            }
+        }
+        let mut out = text.into_bytes();
         TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
         Ok(out)
-    }
-}
-
-/// Lets the registry own a handle to a collector the meter also writes to.
-struct SharedCollector(Arc<ExactCost>);
-
-impl Collector for SharedCollector {
-    fn desc(&self) -> Vec<&Desc> {
-        self.0.desc()
-    }
-    fn collect(&self) -> Vec<MetricFamily> {
-        self.0.collect()
     }
 }
 
@@ -533,7 +662,7 @@ mod tests {
             m.usage(&s, &usage, Some(&cost));
         }
         m.usage(&m.series(&app, &unpriced), &usage, None);
-        m.request("a", "m1", Operation::Converse, 200, 0.01);
+        m.request(&app, &priced, Operation::Converse, 200, 0.01);
         let text = String::from_utf8(m.render().unwrap()).unwrap();
         assert!(
             text.contains(r#"bedrock_cost_usd_total{app="a",model="m1",type="input"} 0.000001"#),

@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# bedrock-meter against nginx `proxy_pass` and against no hop, in one run on one machine.
+# Method: bench/README.md ("proxy-bench"). Results are spliced into bench/RESULTS.md.
+#
+#   bench/proxy-bench.sh            # every scenario (about 6 minutes)
+#   bench/proxy-bench.sh soak       # RSS across a million requests in 10 minutes
+#
+# Knobs (environment): WORKERS (tokio worker threads = nginx worker processes, default 1),
+# PROXY_CPUS (cores for bedrock-meter and nginx, default 1), DRIVER_CPUS (cores for the
+# simulator and the load generator, default 0), RATE, SECS, ROUNDS, CONNS, ONLY (comma list of
+# fixed,saturation,stream,memory,scrape), SOAK_REQUESTS, SOAK_SECS, BASE_PORT, NO_RESULTS=1
+# (print only, leave RESULTS.md alone), METER_BIN (another bedrock-meter build to measure; the
+# simulator always comes from this tree's build).
+set -euo pipefail
+
+mode=${1:-run}
+case "$mode" in
+run | soak) ;;
+*)
+    echo "usage: $0 [run|soak]" >&2
+    exit 2
+    ;;
+esac
+cd "$(dirname "$0")/.."
+
+# The command as given, knobs set in the environment included, for RESULTS.md.
+command_line="bench/proxy-bench.sh $mode"
+for v in METER_BIN SOAK_SECS SOAK_REQUESTS ONLY CONNS ROUNDS SECS RATE DRIVER_CPUS PROXY_CPUS WORKERS; do
+    if [ -n "${!v:-}" ]; then
+        command_line="$v=${!v} $command_line"
+    fi
+done
+
+WORKERS=${WORKERS:-1}
+PROXY_CPUS=${PROXY_CPUS:-1}
+DRIVER_CPUS=${DRIVER_CPUS:-0}
+RATE=${RATE:-1000}
+SECS=${SECS:-10}
+ROUNDS=${ROUNDS:-3}
+CONNS=${CONNS:-32}
+ONLY=${ONLY:-}
+SOAK_REQUESTS=${SOAK_REQUESTS:-1000000}
+SOAK_SECS=${SOAK_SECS:-600}
+BASE_PORT=${BASE_PORT:-19180}
+
+if ! command -v nginx >/dev/null; then
+    echo "nginx not found; installing Debian's nginx-light" >&2
+    apt-get install -y nginx-light >&2
+fi
+command -v taskset >/dev/null || {
+    echo "taskset (util-linux) is needed" >&2
+    exit 1
+}
+
+cargo build --release --bin bedrock-meter --example proxy-bench >&2
+target=${CARGO_TARGET_DIR:-target}
+bin=${METER_BIN:-$target/release/bedrock-meter}
+loadgen=$target/release/examples/proxy-bench
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do
+        kill "$p" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Many sockets at once in the open-streams scenario.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() {
+    for _ in $(seq 200); do
+        port_free "$1" || return 0
+        sleep 0.05
+    done
+    echo "nothing listens on port $1" >&2
+    exit 1
+}
+sim=$BASE_PORT meter=$((BASE_PORT + 1)) admin=$((BASE_PORT + 2)) ngx=$((BASE_PORT + 3))
+for p in $sim $meter $admin $ngx; do
+    port_free "$p" || {
+        echo "port $p is taken; set BASE_PORT" >&2
+        exit 1
+    }
+done
+
+export BEDROCK_METER_LOG=warn
+TOKIO_WORKER_THREADS=$WORKERS taskset -c "$DRIVER_CPUS" \
+    "$target/release/bedrock-meter" simulate --listen "127.0.0.1:$sim" >"$tmp/sim.log" 2>&1 &
+pids+=($!)
+AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench TOKIO_WORKER_THREADS=$WORKERS \
+    taskset -c "$PROXY_CPUS" "$bin" serve --listen "127.0.0.1:$meter" \
+    --admin-listen "127.0.0.1:$admin" --upstream "http://127.0.0.1:$sim" \
+    --region us-east-1 >"$tmp/meter.log" 2>&1 &
+meter_pid=$!
+pids+=("$meter_pid")
+
+# nginx as a plain extra hop: keep-alive both sides, no buffering (streams pass as they come),
+# no access log, the same number of workers as bedrock-meter has threads.
+mkdir -p "$tmp/nginx"
+cat >"$tmp/nginx/nginx.conf" <<EOF
+worker_processes $WORKERS;
+daemon off;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/error.log warn;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    client_body_temp_path $tmp/nginx/body;
+    proxy_temp_path $tmp/nginx/proxy;
+    fastcgi_temp_path $tmp/nginx/fastcgi;
+    uwsgi_temp_path $tmp/nginx/uwsgi;
+    scgi_temp_path $tmp/nginx/scgi;
+    keepalive_requests 100000000;
+    keepalive_timeout 120s;
+    upstream simulator {
+        server 127.0.0.1:$sim;
+        keepalive 1024;
+        keepalive_requests 100000000;
+    }
+    server {
+        listen 127.0.0.1:$ngx;
+        client_max_body_size 16m;
+        client_body_buffer_size 64k;
+        location / {
+            proxy_pass http://simulator;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+            proxy_read_timeout 300s;
+        }
+    }
+}
+EOF
+if [ "$mode" = run ]; then
+    taskset -c "$PROXY_CPUS" nginx -p "$tmp/nginx" -e "$tmp/nginx/error.log" \
+        -c "$tmp/nginx/nginx.conf" &
+    nginx_pid=$!
+    pids+=("$nginx_pid")
+    wait_port "$ngx"
+    nginx_workers=$(pgrep -P "$nginx_pid" | paste -sd, -)
+fi
+wait_port "$sim"
+wait_port "$meter"
+wait_port "$admin"
+
+layout="bedrock-meter and nginx on CPU $PROXY_CPUS ($WORKERS tokio worker thread(s) / nginx worker process(es)); simulator and load generator on CPU $DRIVER_CPUS"
+
+if [ "$mode" = run ]; then
+    TOKIO_WORKER_THREADS=$WORKERS taskset -c "$DRIVER_CPUS" "$loadgen" run \
+        --direct "127.0.0.1:$sim" --meter "127.0.0.1:$meter" --nginx "127.0.0.1:$ngx" \
+        --admin "127.0.0.1:$admin" --meter-pid "$meter_pid" --nginx-pids "$nginx_workers" \
+        --clk-tck "$(getconf CLK_TCK)" --rate "$RATE" --secs "$SECS" --rounds "$ROUNDS" \
+        --conns "$CONNS" --only "$ONLY" --layout "$layout" --command "$command_line" \
+        --out "$tmp/section.md"
+    marker=proxy-bench
+    title="## proxy-bench: bedrock-meter vs nginx proxy_pass"
+else
+    TOKIO_WORKER_THREADS=$WORKERS taskset -c "$DRIVER_CPUS" "$loadgen" soak \
+        --meter "127.0.0.1:$meter" --meter-pid "$meter_pid" --requests "$SOAK_REQUESTS" \
+        --secs "$SOAK_SECS" --command "$command_line" --out "$tmp/section.md"
+    marker=proxy-bench-soak
+    title="## proxy-bench soak: RSS across a long run"
+fi
+
+if [ -n "${NO_RESULTS:-}" ]; then
+    exit 0
+fi
+# Replace the section between this mode's markers in RESULTS.md (appended the first time).
+results=bench/RESULTS.md
+{
+    echo "<!-- $marker:begin -->"
+    echo "$title"
+    cat "$tmp/section.md"
+    echo "<!-- $marker:end -->"
+} >"$tmp/block.md"
+if grep -q "<!-- $marker:begin -->" "$results"; then
+    awk -v begin="<!-- $marker:begin -->" -v end="<!-- $marker:end -->" -v block="$tmp/block.md" '
+        $0 == begin { while ((getline line < block) > 0) print line; skip = 1; next }
+        $0 == end { skip = 0; next }
+        !skip { print }
+    ' "$results" >"$tmp/results.md"
+else
+    { cat "$results"; echo; cat "$tmp/block.md"; } >"$tmp/results.md"
+fi
+cp "$tmp/results.md" "$results"
+echo "wrote the $marker section of $results" >&2
