@@ -112,17 +112,7 @@ pub fn parse_authorization(value: &str) -> Result<Authorization<'_>, SigV4Error>
         return Err(SigV4Error::Malformed("signature is not 64 hex digits"));
     }
     let signed_headers: Vec<&str> = signed.split(';').collect();
-    // AWS signs the list as sent, so a name that is not lowercase can never verify there;
-    // refusing it here keeps the verifier from being laxer than AWS.
-    if signed_headers
-        .iter()
-        .any(|h| h.is_empty() || h.bytes().any(|b| b.is_ascii_uppercase()))
-    {
-        return Err(SigV4Error::Malformed(
-            "SignedHeaders must be lowercase names",
-        ));
-    }
-    if !signed_headers.contains(&"host") {
+    if signed_headers.iter().any(|h| h.is_empty()) || !signed_headers.contains(&"host") {
         return Err(SigV4Error::Malformed("SignedHeaders must list host"));
     }
     Ok(Authorization {
@@ -145,11 +135,6 @@ pub fn region_of(headers: &HeaderMap) -> Option<&str> {
 ///
 /// Signed: `host`, `content-type` and every `x-amz*` header (AWS requires those signed); other
 /// headers travel unsigned so nothing a hop may rewrite can invalidate the signature.
-///
-/// The common shape — a path that needs no normalisation, no query — is signed by [`fast`],
-/// which writes the canonical request straight into the hash and caches the derived key; it
-/// produces byte for byte what `aws-sigv4` produces (tested against it). Anything else goes
-/// through `aws-sigv4`.
 pub fn sign(
     parts: &mut Parts,
     body: &[u8],
@@ -157,15 +142,6 @@ pub fn sign(
     region: &str,
     time: SystemTime,
 ) -> Result<(), SigV4Error> {
-    prepare_headers(parts)?;
-    if let Some(path) = fast::canonical_path(&parts.uri) {
-        return fast::sign(parts, &path, body, credentials, region, time);
-    }
-    sign_with_aws_sigv4(parts, body, credentials, region, time)
-}
-
-/// Drops the client's auth headers and sets `host` to the upstream's authority.
-fn prepare_headers(parts: &mut Parts) -> Result<(), SigV4Error> {
     let headers = &mut parts.headers;
     headers.remove(header::AUTHORIZATION);
     headers.remove(X_AMZ_DATE);
@@ -175,28 +151,18 @@ fn prepare_headers(parts: &mut Parts) -> Result<(), SigV4Error> {
         .uri
         .authority()
         .ok_or_else(|| SigV4Error::Signing("upstream URI has no authority".into()))?
-        .as_str();
-    let host_value = HeaderValue::from_str(host).map_err(|e| SigV4Error::Signing(e.to_string()))?;
+        .as_str()
+        .to_owned();
+    let host_value =
+        HeaderValue::from_str(&host).map_err(|e| SigV4Error::Signing(e.to_string()))?;
     headers.insert(header::HOST, host_value);
-    Ok(())
-}
 
-/// The headers handed to the signer: `host`, `content-type` and `x-amz*`.
-fn offered(name: &str) -> bool {
-    name == "host" || name == "content-type" || name.starts_with("x-amz")
-}
-
-fn sign_with_aws_sigv4(
-    parts: &mut Parts,
-    body: &[u8],
-    credentials: &Credentials,
-    region: &str,
-    time: SystemTime,
-) -> Result<(), SigV4Error> {
-    let signable: Vec<(&str, &str)> = parts
-        .headers
+    let signable: Vec<(&str, &str)> = headers
         .iter()
-        .filter(|(name, _)| offered(name.as_str()))
+        .filter(|(name, _)| {
+            let n = name.as_str();
+            n == "host" || n == "content-type" || n.starts_with("x-amz")
+        })
         .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
         .collect();
     let uri = parts.uri.to_string();
@@ -223,263 +189,6 @@ fn sign_with_aws_sigv4(
         parts.headers.insert(h.name(), value);
     }
     Ok(())
-}
-
-/// SigV4 signing without `aws-sigv4`'s per-request allocations, for the shape every Bedrock
-/// Runtime call has. The rules are `aws-sigv4`'s default settings: path percent-encoded twice
-/// (the client's already-encoded path is encoded once more), payload hash = SHA-256 of the
-/// body, header values trimmed of spaces with inner runs of spaces collapsed, values of a
-/// repeated header joined with `,`, and `user-agent`, `x-amzn-trace-id`, `authorization` and
-/// `transfer-encoding` never signed.
-mod fast {
-    use std::borrow::Cow;
-    use std::cell::RefCell;
-    use std::fmt::Write as _;
-    use std::time::SystemTime;
-
-    use aws_credential_types::Credentials;
-    use http::{HeaderName, HeaderValue, Uri, header, request::Parts};
-    use sha2::{Digest, Sha256};
-
-    use super::{ALGORITHM, SERVICE, SigV4Error, X_AMZ_DATE, X_AMZ_SECURITY_TOKEN, offered};
-
-    /// Offered headers `aws-sigv4` leaves out of the signature anyway.
-    const NEVER_SIGNED: [&str; 4] = [
-        "authorization",
-        "user-agent",
-        "x-amzn-trace-id",
-        "transfer-encoding",
-    ];
-
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
-
-    /// The canonical path, when the fast path applies: no query, and a path that normalising
-    /// would leave as it is (no empty, `.` or `..` segments).
-    pub(super) fn canonical_path(uri: &Uri) -> Option<String> {
-        if uri.query().is_some() {
-            return None;
-        }
-        let path = uri.path();
-        let rest = path.strip_prefix('/')?;
-        if !rest.is_empty()
-            && rest
-                .split('/')
-                .any(|seg| seg.is_empty() || seg == "." || seg == "..")
-        {
-            return None;
-        }
-        let mut out = String::with_capacity(path.len() + 16);
-        for b in path.bytes() {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
-                out.push(char::from(b));
-            } else {
-                out.push('%');
-                out.push(char::from(HEX_UPPER[usize::from(b >> 4)]));
-                out.push(char::from(HEX_UPPER[usize::from(b & 15)]));
-            }
-        }
-        Some(out)
-    }
-
-    /// Trims spaces (only spaces) and collapses runs of them, as `aws-sigv4` does.
-    fn trim_all(value: &str) -> Cow<'_, str> {
-        let value = value.trim_matches(' ');
-        if !value.contains("  ") {
-            return Cow::Borrowed(value);
-        }
-        let mut out = String::with_capacity(value.len());
-        let mut last_space = false;
-        for c in value.chars() {
-            if c == ' ' && last_space {
-                continue;
-            }
-            last_space = c == ' ';
-            out.push(c);
-        }
-        Cow::Owned(out)
-    }
-
-    pub(super) fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-        let mut block = [0u8; 64];
-        if key.len() > 64 {
-            block[..32].copy_from_slice(&Sha256::digest(key));
-        } else {
-            block[..key.len()].copy_from_slice(key);
-        }
-        let mut inner = Sha256::new();
-        inner.update(block.map(|b| b ^ 0x36));
-        for p in parts {
-            inner.update(p);
-        }
-        let inner = inner.finalize();
-        let mut outer = Sha256::new();
-        outer.update(block.map(|b| b ^ 0x5c));
-        outer.update(inner);
-        outer.finalize().into()
-    }
-
-    fn hex(bytes: &[u8; 32]) -> [u8; 64] {
-        let mut out = [0u8; 64];
-        for (i, b) in bytes.iter().enumerate() {
-            out[2 * i] = HEX[usize::from(b >> 4)];
-            out[2 * i + 1] = HEX[usize::from(b & 15)];
-        }
-        out
-    }
-
-    struct CachedKey {
-        secret: String,
-        date: String,
-        region: String,
-        key: [u8; 32],
-    }
-
-    thread_local! {
-        /// The last derived signing key on this thread: the four key-derivation HMACs change
-        /// only with the day, the Region and the credentials.
-        static SIGNING_KEY: RefCell<Option<CachedKey>> = const { RefCell::new(None) };
-    }
-
-    fn signing_key(secret: &str, date: &str, region: &str) -> [u8; 32] {
-        SIGNING_KEY.with(|cell| {
-            let mut cached = cell.borrow_mut();
-            if let Some(c) = cached.as_ref()
-                && c.date == date
-                && c.region == region
-                && c.secret == secret
-            {
-                return c.key;
-            }
-            let k = hmac(format!("AWS4{secret}").as_bytes(), &[date.as_bytes()]);
-            let k = hmac(&k, &[region.as_bytes()]);
-            let k = hmac(&k, &[SERVICE.as_bytes()]);
-            let key = hmac(&k, &[b"aws4_request"]);
-            *cached = Some(CachedKey {
-                secret: secret.to_owned(),
-                date: date.to_owned(),
-                region: region.to_owned(),
-                key,
-            });
-            key
-        })
-    }
-
-    pub(super) fn sign(
-        parts: &mut Parts,
-        canonical_path: &str,
-        body: &[u8],
-        credentials: &Credentials,
-        region: &str,
-        time: SystemTime,
-    ) -> Result<(), SigV4Error> {
-        let amz_date = super::format_amz_date(time);
-        let date = amz_date.get(..8).unwrap_or_default();
-        let token = credentials.session_token();
-
-        let mut signed: Vec<(&str, Cow<'_, str>)> = Vec::with_capacity(8);
-        for (name, value) in &parts.headers {
-            let name = name.as_str();
-            if !offered(name) || NEVER_SIGNED.contains(&name) {
-                continue;
-            }
-            // As on the aws-sigv4 path: a value that is not visible ASCII travels unsigned.
-            let Ok(value) = value.to_str() else {
-                continue;
-            };
-            signed.push((name, trim_all(value)));
-        }
-        signed.push((X_AMZ_DATE, Cow::Borrowed(amz_date.as_str())));
-        if let Some(token) = token {
-            signed.push((X_AMZ_SECURITY_TOKEN, Cow::Borrowed(token)));
-        }
-        // Stable: the values of a repeated header keep their order.
-        signed.sort_by(|a, b| a.0.cmp(b.0));
-
-        let mut names = String::with_capacity(64);
-        let mut last = "";
-        for (name, _) in &signed {
-            if *name != last {
-                if !names.is_empty() {
-                    names.push(';');
-                }
-                names.push_str(name);
-                last = name;
-            }
-        }
-
-        let payload = hex(&Sha256::digest(body).into());
-        let mut creq = Sha256::new();
-        creq.update(parts.method.as_str());
-        creq.update(b"\n");
-        creq.update(canonical_path);
-        creq.update(b"\n\n");
-        for (i, (name, value)) in signed.iter().enumerate() {
-            if i == 0 || signed[i - 1].0 != *name {
-                creq.update(name);
-                creq.update(b":");
-            } else {
-                creq.update(b",");
-            }
-            creq.update(value.as_bytes());
-            if signed.get(i + 1).is_none_or(|next| next.0 != *name) {
-                creq.update(b"\n");
-            }
-        }
-        creq.update(b"\n");
-        creq.update(&names);
-        creq.update(b"\n");
-        creq.update(payload);
-        let creq_hash = hex(&creq.finalize().into());
-
-        let scope_tail = format!("{region}/{SERVICE}/aws4_request");
-        let key = signing_key(credentials.secret_access_key(), date, region);
-        let signature = hex(&hmac(
-            &key,
-            &[
-                ALGORITHM.as_bytes(),
-                b"\n",
-                amz_date.as_bytes(),
-                b"\n",
-                date.as_bytes(),
-                b"/",
-                scope_tail.as_bytes(),
-                b"\n",
-                &creq_hash,
-            ],
-        ));
-        let mut authorization = String::with_capacity(200 + names.len());
-        let _ = write!(
-            authorization,
-            "{ALGORITHM} Credential={}/{date}/{scope_tail}, SignedHeaders={names}, Signature=",
-            credentials.access_key_id()
-        );
-        authorization.extend(signature.iter().map(|b| char::from(*b)));
-
-        let bad = |e: http::header::InvalidHeaderValue| SigV4Error::Signing(e.to_string());
-        let date_value = HeaderValue::from_str(&amz_date).map_err(bad)?;
-        let token_value = token
-            .map(|t| {
-                HeaderValue::from_str(t).map(|mut v| {
-                    v.set_sensitive(true);
-                    v
-                })
-            })
-            .transpose()
-            .map_err(bad)?;
-        // Not marked sensitive, as aws-sigv4 leaves it (the token is).
-        let auth_value = HeaderValue::try_from(authorization).map_err(bad)?;
-        parts
-            .headers
-            .insert(HeaderName::from_static(X_AMZ_DATE), date_value);
-        if let Some(v) = token_value {
-            parts
-                .headers
-                .insert(HeaderName::from_static(X_AMZ_SECURITY_TOKEN), v);
-        }
-        parts.headers.insert(header::AUTHORIZATION, auth_value);
-        Ok(())
-    }
 }
 
 /// The checks that need only the headers: the `Authorization` header parses, `x-amz-date` is
@@ -814,151 +523,6 @@ mod tests {
             verify(&parts, b"", &creds("s3cret"), now, skew),
             Err(SigV4Error::BadSessionToken)
         );
-    }
-
-    /// Signs the same request with the fast path and with `aws-sigv4`.
-    fn sign_both(
-        uri: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-        credentials: &Credentials,
-    ) -> (Parts, Parts) {
-        let build = || {
-            let mut b = Request::builder().method(Method::POST).uri(uri);
-            for (n, v) in headers {
-                b = b.header(*n, *v);
-            }
-            b.body(()).unwrap().into_parts().0
-        };
-        let time = UNIX_EPOCH + Duration::from_secs(1_767_225_600 + 3_723);
-        let (mut fast, mut slow) = (build(), build());
-        prepare_headers(&mut fast).unwrap();
-        let path = fast::canonical_path(&fast.uri).expect("fast path applies");
-        fast::sign(&mut fast, &path, body, credentials, "us-east-1", time).unwrap();
-        prepare_headers(&mut slow).unwrap();
-        sign_with_aws_sigv4(&mut slow, body, credentials, "us-east-1", time).unwrap();
-        (fast, slow)
-    }
-
-    fn assert_same_signature(fast: &Parts, slow: &Parts) {
-        for name in [
-            "authorization",
-            "x-amz-date",
-            "x-amz-security-token",
-            "host",
-        ] {
-            assert_eq!(fast.headers.get(name), slow.headers.get(name), "{name}");
-            assert_eq!(
-                fast.headers.get(name).map(HeaderValue::is_sensitive),
-                slow.headers.get(name).map(HeaderValue::is_sensitive),
-                "{name}"
-            );
-        }
-        assert_eq!(fast.headers.len(), slow.headers.len());
-    }
-
-    #[test]
-    fn fast_signer_matches_aws_sigv4() {
-        let body = br#"{"messages":[{"role":"user","content":[{"text":"hi"}]}]}"#;
-        let plain = creds("s3cret");
-        let token = Credentials::new("AKIDEXAMPLE", "s3cret", Some("tok/en+=".into()), None, "t");
-        let long_secret = creds(&"k".repeat(100));
-        for c in [&plain, &token, &long_secret] {
-            let (fast, slow) = sign_both(
-                "http://127.0.0.1:9/model/amazon.nova-micro-v1%3A0/converse",
-                &[
-                    ("content-type", "  application/json   charset  "),
-                    ("user-agent", "aws-sdk-rust/1.0 os/linux"),
-                    ("x-amzn-trace-id", "Root=1-abc"),
-                    ("x-amz-user-agent", "aws-sdk-rust/1.0"),
-                    ("x-amzn-bedrock-service-tier", "flex"),
-                    ("x-amz-meta", "b"),
-                    ("x-amz-meta", "a"),
-                    ("accept", "*/*"),
-                ],
-                body,
-                c,
-            );
-            assert_same_signature(&fast, &slow);
-        }
-        let (fast, slow) = sign_both(
-            "https://bedrock-runtime.us-east-1.amazonaws.com/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Ainference-profile%2Fus.x/converse-stream",
-            &[],
-            b"",
-            &plain,
-        );
-        assert_same_signature(&fast, &slow);
-        // Shapes the fast path hands over to aws-sigv4.
-        for uri in [
-            "http://h/model/a/converse?x=1",
-            "http://h/model//converse",
-            "http://h/model/./converse",
-            "http://h/model/../converse",
-            "http://h/model/a/",
-        ] {
-            let uri: http::Uri = uri.parse().unwrap();
-            assert_eq!(fast::canonical_path(&uri), None, "{uri}");
-        }
-        assert_eq!(
-            fast::canonical_path(&"http://h/".parse().unwrap()).as_deref(),
-            Some("/")
-        );
-    }
-
-    #[test]
-    fn hmac_sha256_rfc4231() {
-        // RFC 4231 test cases 2 and 6 (a key longer than the block).
-        assert_eq!(
-            fast::hmac(b"Jefe", &[b"what do ya want ", b"for nothing?"]),
-            hex_bytes("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
-        );
-        assert_eq!(
-            fast::hmac(
-                &[0xaa; 131],
-                &[b"Test Using Larger Than Block-Size Key - Hash Key First"]
-            ),
-            hex_bytes("60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54")
-        );
-    }
-
-    fn hex_bytes(s: &str) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
-        }
-        out
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn fast_signer_matches_aws_sigv4_on_any_request(
-            segments in proptest::collection::vec("[A-Za-z0-9._~!$'()*+,;=:@-]{1,12}|%3A|%2F", 1..5),
-            values in proptest::collection::vec("[ -~]{0,24}", 0..4),
-            repeated in proptest::collection::vec("[a-z0-9 ]{0,8}", 0..3),
-            body in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
-            with_token in proptest::bool::ANY,
-        ) {
-            let segments: Vec<String> = segments
-                .into_iter()
-                .map(|s| if s == "." || s == ".." { "x".into() } else { s })
-                .collect();
-            let uri = format!("http://127.0.0.1:9/{}", segments.join("/"));
-            proptest::prop_assume!(uri.parse::<http::Uri>().is_ok());
-            let names = ["content-type", "x-amz-target", "x-amzn-bedrock-trace", "accept"];
-            let mut headers: Vec<(&str, &str)> = names
-                .iter()
-                .zip(&values)
-                .map(|(n, v)| (*n, v.as_str()))
-                .collect();
-            headers.extend(repeated.iter().map(|v| ("x-amz-multi", v.as_str())));
-            let credentials = if with_token {
-                Credentials::new("AKID", "secret", Some("token".into()), None, "t")
-            } else {
-                Credentials::new("AKID", "secret", None, None, "t")
-            };
-            let (fast, slow) = sign_both(&uri, &headers, &body, &credentials);
-            assert_same_signature(&fast, &slow);
-        }
     }
 
     #[test]
