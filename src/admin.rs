@@ -27,7 +27,22 @@ pub async fn handle(admin: Arc<Admin>, req: Request<Incoming>) -> Response<Full<
         );
     }
     match req.uri().path() {
-        "/metrics" => match admin.state.meter.metrics.render() {
+        // Rendering thousands of series is CPU work: it runs on the blocking pool so a scrape
+        // never holds up a worker that is forwarding requests.
+        "/metrics" => match tokio::task::spawn_blocking({
+            let admin = admin.clone();
+            move || {
+                admin
+                    .state
+                    .meter
+                    .metrics
+                    .render()
+                    .map_err(|e| e.to_string())
+            }
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()))
+        {
             Ok(text) => with_type(
                 Response::new(Full::new(Bytes::from(text))),
                 "text/plain; version=0.0.4; charset=utf-8",

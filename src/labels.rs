@@ -31,6 +31,8 @@ pub struct LabelGuard {
 }
 
 struct Fixed {
+    unknown: Arc<str>,
+    unauthenticated: Arc<str>,
     invalid: Arc<str>,
     other: Arc<str>,
     unverified: Arc<str>,
@@ -45,6 +47,8 @@ impl LabelGuard {
             apps: DashMap::new(),
             models: DashMap::new(),
             fixed: Fixed {
+                unknown: UNKNOWN_APP.into(),
+                unauthenticated: crate::identify::UNAUTHENTICATED.into(),
                 invalid: INVALID.into(),
                 other: OTHER.into(),
                 unverified: UNVERIFIED.into(),
@@ -57,6 +61,16 @@ impl LabelGuard {
     pub fn app(&self, raw: &str, metrics: &Metrics) -> Arc<str> {
         if !valid_app(raw) {
             return self.fixed.invalid.clone();
+        }
+        // The proxy's own placeholders never take a slot under the cap (else a flood of named
+        // apps could push every anonymous or refused request into `other`), and a client cannot
+        // claim them either way: they mean the same thing whoever says them.
+        match raw {
+            UNKNOWN_APP => return self.fixed.unknown.clone(),
+            crate::identify::UNAUTHENTICATED => return self.fixed.unauthenticated.clone(),
+            OTHER => return self.fixed.other.clone(),
+            INVALID => return self.fixed.invalid.clone(),
+            _ => {}
         }
         admit(&self.apps, raw, self.max_apps, &self.fixed.other, || {
             metrics.label_overflow("app")

@@ -112,7 +112,17 @@ pub fn parse_authorization(value: &str) -> Result<Authorization<'_>, SigV4Error>
         return Err(SigV4Error::Malformed("signature is not 64 hex digits"));
     }
     let signed_headers: Vec<&str> = signed.split(';').collect();
-    if signed_headers.iter().any(|h| h.is_empty()) || !signed_headers.contains(&"host") {
+    // SigV4 lists header names in lower case; AWS refuses anything else, and so do we (a
+    // `Content-Type` here would otherwise match the lower-cased header and pass).
+    if signed_headers
+        .iter()
+        .any(|h| h.is_empty() || h.bytes().any(|b| b.is_ascii_uppercase()))
+    {
+        return Err(SigV4Error::Malformed(
+            "SignedHeaders must be lower-case names",
+        ));
+    }
+    if !signed_headers.contains(&"host") {
         return Err(SigV4Error::Malformed("SignedHeaders must list host"));
     }
     Ok(Authorization {
