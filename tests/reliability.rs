@@ -589,3 +589,44 @@ async fn http_get_status(url: &str) -> Option<u16> {
         .ok()
         .map(|r| r.status().as_u16())
 }
+
+#[tokio::test]
+async fn an_upstream_that_never_accepts_hits_the_connect_timeout() {
+    // A listener whose accept queue is full and never drained: the kernel drops further SYNs,
+    // so a new connection hangs in connect, as it does behind a black-holing firewall.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(loopback()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let upstream = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        let s = tokio::net::TcpSocket::new_v4().unwrap();
+        if let Ok(Ok(conn)) =
+            tokio::time::timeout(Duration::from_millis(200), s.connect(upstream)).await
+        {
+            fillers.push(conn);
+        }
+    }
+    let proxy = start_proxy(&format!("http://{upstream}"), |c| {
+        c.connect_timeout = Duration::from_millis(300);
+        c.upstream_timeout = Duration::from_secs(20);
+    })
+    .await;
+    let started = Instant::now();
+    let err = sdk_client(&proxy.url(), Some("blackhole"))
+        .converse()
+        .model_id(MODELS[0])
+        .messages(user_message("hi"))
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    let waited = started.elapsed();
+    assert_eq!(err.code(), Some("InternalServerException"), "{err:?}");
+    assert!(err.message().unwrap().contains("unreachable"), "{err:?}");
+    // The connect timeout, not the 20 s first-byte timeout, ended it.
+    assert!(waited < Duration::from_secs(10), "{waited:?}");
+    let m = scrape_metrics(&proxy).await;
+    assert_eq!(m.requests(&[("app", "blackhole"), ("status", "502")]), 1);
+    drop((listener, fillers));
+}
