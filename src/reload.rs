@@ -29,8 +29,10 @@ pub fn watch<F>(
 where
     F: FnMut(&Path) + Send + 'static,
 {
+    // The contents to compare with are taken now, not when the task first runs: a change made
+    // right after start-up must count as a change.
+    let mut last = std::fs::read(&path).ok();
     tokio::spawn(async move {
-        let mut last = tokio::fs::read(&path).await.ok();
         // Without a signal handler (an unusual sandbox), change polling still works.
         let mut hangup = signal(SignalKind::hangup()).ok();
         let mut tick = tokio::time::interval(interval);
