@@ -55,7 +55,7 @@ enum Fate {
     Malformed,
     Dropped,
     MidStream,
-    /// The client gives up: a non-streaming call after 150 ms of a 400 ms answer; a stream after
+    /// The client gives up: a non-streaming call after 400 ms of a 1 s answer; a stream after
     /// its first event.
     Abandoned,
 }
@@ -73,7 +73,7 @@ impl Fate {
             Fate::MidStream if stream => "fault=midstream after=2 exception=throttlingException",
             Fate::MidStream => "fault=model_error",
             Fate::Abandoned if stream => "gap_ms=5",
-            Fate::Abandoned => "delay_ms=400",
+            Fate::Abandoned => "delay_ms=1000",
         }
     }
 }
@@ -125,7 +125,9 @@ async fn one_call(client: &Client, op: Op, model: &str, prompt: String, fate: Fa
                 }
             };
             if fate == Fate::Abandoned {
-                let _ = tokio::time::timeout(Duration::from_millis(150), call).await;
+                // Long enough for the request to reach the proxy even on a loaded machine, well
+                // short of the answer.
+                let _ = tokio::time::timeout(Duration::from_millis(400), call).await;
             } else {
                 call.await;
             }
@@ -433,13 +435,19 @@ async fn the_in_flight_cap_answers_throttling_and_recovers() {
             client
                 .converse()
                 .model_id(MODELS[0])
-                .messages(user_message("[[sim delay_ms=600 output=4]]"))
+                .messages(user_message("[[sim delay_ms=1500 output=4]]"))
                 .send()
                 .await
         }
     };
     let (a, b) = (tokio::spawn(slow("a")), tokio::spawn(slow("b")));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Both slow calls are in flight before the third is sent.
+    for _ in 0..200 {
+        if h.metrics().await.value("bedrock_in_flight_requests", &[]) == 2.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let err = h
         .client("c")
         .converse()
