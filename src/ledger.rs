@@ -18,9 +18,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use prometheus::IntCounter;
 use serde::Serialize;
 
+use crate::civil::civil_from_days;
 use crate::pricing::{Cost, Usage};
 use crate::route::Operation;
-use crate::sigv4::civil_from_days;
 
 /// Records waiting to be written before new ones are dropped.
 pub const DEFAULT_QUEUE: usize = 65_536;
