@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
@@ -338,22 +337,6 @@ async fn bedrock_api_keys_are_accepted_as_bearer_tokens() {
         .unwrap()
         .1;
     assert!(auth.contains("/us-west-2/bedrock/aws4_request"), "{auth}");
-}
-
-fn write_atomically(path: &Path, text: &str) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
-async fn wait_for(h: &Harness, name: &str, labels: &[(&str, &str)], value: f64) {
-    for _ in 0..200 {
-        if h.metrics().await.value(name, labels) == value {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{name}{labels:?} never reached {value}");
 }
 
 #[tokio::test]

@@ -17,7 +17,6 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -242,14 +241,6 @@ fn find_prometheus() -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|dir| dir.join("prometheus"))
         .find(|p| p.is_file())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A `prometheus` child process with its own storage; killed on drop.

@@ -475,23 +475,6 @@ async fn the_in_flight_cap_answers_throttling_and_recovers() {
     assert_eq!(h.simulator.stats().requests, 3);
 }
 
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn sigterm_turns_unready_lets_streams_finish_records_them_and_exits_0() {
     let creds = proxy_credentials();

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use aws_sdk_bedrockruntime::types::ConverseStreamOutput;
@@ -18,22 +17,6 @@ fn card(version: &str, input: &str, output: &str) -> String {
     format!(
         "version = \"{version}\"\ncurrency = \"USD\"\n\n[[model]]\nid = \"{MODEL}\"\ninput = {input}\noutput = {output}\ncache_read = 0.00875\ncache_write = 0.035\n"
     )
-}
-
-fn write_atomically(path: &Path, text: &str) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
-async fn wait_for(h: &Harness, name: &str, labels: &[(&str, &str)], value: f64) {
-    for _ in 0..200 {
-        if h.metrics().await.value(name, labels) == value {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{name}{labels:?} never reached {value}");
 }
 
 async fn converse(h: &Harness, app: &str, prompt: &str) {

@@ -182,3 +182,40 @@ pub async fn http_request(
 pub async fn http_get(url: &str) -> (u16, http::HeaderMap, Bytes) {
     http_request("GET", url, &[], Bytes::new()).await
 }
+
+/// A free loopback port (for the binary, which is given addresses rather than listeners).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed and reaped when the test ends, pass or fail.
+pub struct Child(pub std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Replaces a file the way editors and ConfigMap updates do: write aside, then rename.
+pub fn write_atomically(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Waits (up to 5 s) until the proxy's metric `name` with `labels` sums to `value`.
+pub async fn wait_for(h: &Harness, name: &str, labels: &[(&str, &str)], value: f64) {
+    for _ in 0..200 {
+        if h.metrics().await.value(name, labels) == value {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{name}{labels:?} never reached {value}");
+}
