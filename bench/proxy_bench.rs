@@ -344,6 +344,10 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
 /// Whole-machine (busy, total) jiffies from /proc/stat.
 fn machine_jiffies() -> (u64, u64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
@@ -1049,12 +1053,15 @@ async fn soak(args: &Args) -> Res<()> {
             let start = Instant::now();
             let mut samples = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let kib = rss_kib(pid);
-                eprintln!("soak t={:.0}s rss={kib} KiB", start.elapsed().as_secs_f64());
-                samples.push((start.elapsed().as_secs_f64(), kib));
+                let (kib, fds) = (rss_kib(pid), open_fds(pid));
+                eprintln!(
+                    "soak t={:.0}s rss={kib} KiB fds={fds}",
+                    start.elapsed().as_secs_f64()
+                );
+                samples.push((start.elapsed().as_secs_f64(), kib, fds));
                 tokio::time::sleep(Duration::from_secs(10)).await;
             }
-            samples.push((start.elapsed().as_secs_f64(), rss_kib(pid)));
+            samples.push((start.elapsed().as_secs_f64(), rss_kib(pid), open_fds(pid)));
             samples
         })
     };
@@ -1081,8 +1088,9 @@ async fn soak(args: &Args) -> Res<()> {
         steady.iter().copied().max().unwrap_or(0),
     );
     let mean = steady.iter().sum::<u64>() as f64 / steady.len().max(1) as f64;
+    let fds: Vec<usize> = samples.iter().map(|s| s.2).collect();
     let mut out = format!(
-        "Machine: {}. Date: {}. Command: `{}`.\n\n{done} requests ({errors} errors) at {:.0} req/s over {secs:.0} s through bedrock-meter; latency p50 {:.0} µs, p99 {:.0} µs. RSS sampled every 10 s: first {:.1} MB, after one minute {:.1}–{:.1} MB (spread {:+.1}% / {:+.1}% of the mean {:.1} MB), last {:.1} MB.\n\n| t | RSS |\n|---|---|\n",
+        "Machine: {}. Date: {}. Command: `{}`.\n\n{done} requests ({errors} errors) at {:.0} req/s over {secs:.0} s through bedrock-meter; latency p50 {:.0} µs, p99 {:.0} µs. RSS sampled every 10 s: first {:.1} MB, after one minute {:.1}–{:.1} MB (spread {:+.1}% / {:+.1}% of the mean {:.1} MB), last {:.1} MB. Open file descriptors (sockets, mostly: one per client connection and per pooled upstream connection) {}–{}.\n\n| t | RSS | open fds |\n|---|---|---|\n",
         machine(),
         today(),
         args.0
@@ -1098,9 +1106,11 @@ async fn soak(args: &Args) -> Res<()> {
         100.0 * (hi as f64 - mean) / mean.max(1.0),
         mean / 1024.0,
         samples.last().map_or(0.0, |s| s.1 as f64 / 1024.0),
+        fds.iter().min().copied().unwrap_or(0),
+        fds.iter().max().copied().unwrap_or(0),
     );
-    for (t, kib) in samples.iter().step_by(6) {
-        let _ = writeln!(out, "| {t:.0} s | {:.1} MB |", *kib as f64 / 1024.0);
+    for (t, kib, fds) in samples.iter().step_by(6) {
+        let _ = writeln!(out, "| {t:.0} s | {:.1} MB | {fds} |", *kib as f64 / 1024.0);
     }
     print!("{out}");
     std::fs::write(args.str("out")?, out)?;

@@ -4,12 +4,20 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::Full;
+use http_body::{Body, Frame};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
 use crate::aws_error::aws_error;
+use crate::listener::BoxError;
+use crate::metrics::Exposition;
 use crate::proxy::State;
 
 pub struct Admin {
@@ -18,41 +26,18 @@ pub struct Admin {
     pub ready: AtomicBool,
 }
 
-pub async fn handle(admin: Arc<Admin>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+pub type AdminBody = UnsyncBoxBody<Bytes, BoxError>;
+
+pub async fn handle(admin: Arc<Admin>, req: Request<Incoming>) -> Response<AdminBody> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        return aws_error(
+        return boxed(aws_error(
             StatusCode::METHOD_NOT_ALLOWED,
             "ValidationException",
             "the admin endpoints only answer GET",
-        );
+        ));
     }
-    match req.uri().path() {
-        // Rendering thousands of series is CPU work: it runs on the blocking pool so a scrape
-        // never holds up a worker that is forwarding requests.
-        "/metrics" => match tokio::task::spawn_blocking({
-            let admin = admin.clone();
-            move || {
-                admin
-                    .state
-                    .meter
-                    .metrics
-                    .render()
-                    .map_err(|e| e.to_string())
-            }
-        })
-        .await
-        .unwrap_or_else(|e| Err(e.to_string()))
-        {
-            Ok(text) => with_type(
-                Response::new(Full::new(Bytes::from(text))),
-                "text/plain; version=0.0.4; charset=utf-8",
-            ),
-            Err(e) => aws_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalServerException",
-                &format!("cannot render metrics: {e}"),
-            ),
-        },
+    boxed(match req.uri().path() {
+        "/metrics" => return metrics(&admin),
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" if admin.ready.load(Ordering::Relaxed) => text(StatusCode::OK, "ready\n"),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"),
@@ -89,6 +74,80 @@ pub async fn handle(admin: Arc<Admin>, req: Request<Incoming>) -> Response<Full<
             "UnknownOperationException",
             &format!("{other} is not an admin endpoint (try /metrics, /healthz, /readyz, /rates)"),
         ),
+    })
+}
+
+fn boxed(r: Response<Full<Bytes>>) -> Response<AdminBody> {
+    r.map(|b| b.map_err(|never| match never {}).boxed_unsync())
+}
+
+/// `/metrics`. Rendering thousands of series is CPU work: it is written out a piece at a time,
+/// yielding between pieces, so a scrape never holds up the requests being forwarded (on one
+/// core as on many).
+fn metrics(admin: &Arc<Admin>) -> Response<AdminBody> {
+    let body = MetricsBody {
+        admin: admin.clone(),
+        exposition: admin.state.meter.metrics.exposition(),
+        pause: None,
+        done: false,
+    };
+    let mut r = Response::new(body.boxed_unsync());
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}
+
+/// About this much text per piece of a scrape: some tens of microseconds of rendering.
+const PIECE_BYTES: usize = 32 * 1024;
+
+struct MetricsBody {
+    admin: Arc<Admin>,
+    exposition: Exposition,
+    /// Set after each piece: the other tasks' turn before the next one.
+    pause: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    done: bool,
+}
+
+impl Body for MetricsBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        if let Some(pause) = this.pause.as_mut() {
+            if pause.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            this.pause = None;
+        }
+        if this.done {
+            return Poll::Ready(None);
+        }
+        let mut piece = String::with_capacity(PIECE_BYTES + 4096);
+        let metrics = &this.admin.state.meter.metrics;
+        match this.exposition.next_piece(metrics, &mut piece, PIECE_BYTES) {
+            Ok(more) => {
+                this.done = !more;
+                // `yield_now` lets the worker poll for I/O before coming back here, so
+                // requests that arrived meanwhile go first.
+                this.pause = Some(Box::pin(tokio::task::yield_now()));
+                Poll::Ready(Some(Ok(Frame::data(Bytes::from(piece)))))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot render metrics");
+                this.done = true;
+                Poll::Ready(Some(Err(Box::new(e))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done && self.pause.is_none()
     }
 }
 

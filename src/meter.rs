@@ -2,7 +2,7 @@
 //! snapshot taken when it arrived, and updates the counters and histograms.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use http::StatusCode;
@@ -56,6 +56,7 @@ impl Meter {
                 start,
                 wall: SystemTime::now(),
                 request_id: None,
+                overhead: None,
                 in_flight: InFlight(gauge),
             }),
         }
@@ -91,6 +92,9 @@ struct Inner {
     start: Instant,
     wall: SystemTime,
     request_id: Option<Box<str>>,
+    /// The proxy's own time spent on a forwarded call so far (`None`: not forwarded); observed
+    /// in `bedrock_proxy_overhead_seconds` when the request is recorded, recording included.
+    overhead: Option<Duration>,
     in_flight: InFlight,
 }
 
@@ -169,6 +173,14 @@ impl Pending {
         }
     }
 
+    /// Adds time the proxy itself spent on this forwarded call (no waiting on the client or
+    /// the upstream in it).
+    pub fn add_overhead(&mut self, spent: Duration) {
+        if let Some(i) = self.inner.as_mut() {
+            i.overhead = Some(i.overhead.unwrap_or_default() + spent);
+        }
+    }
+
     /// What `usage` costs at this request's prices; None when the model is unpriced or the
     /// call has no per-token price (provisioned throughput, the reserved tier).
     pub fn quote(&self, usage: &Usage) -> Option<Cost> {
@@ -234,6 +246,7 @@ impl Inner {
         outcome: Option<Result<Usage, Missing>>,
         stream: StreamFacts,
     ) {
+        let began = Instant::now();
         let resolved = self.resolve();
         let tier = self.tier();
         let Inner {
@@ -247,6 +260,7 @@ impl Inner {
             start,
             wall,
             request_id,
+            overhead,
             in_flight,
             ..
         } = self;
@@ -333,6 +347,9 @@ impl Inner {
                 rate_card: Arc::from(card.version.as_str()),
             });
         }
+        if let Some(spent) = overhead {
+            m.proxy_overhead(op, (spent + began.elapsed()).as_secs_f64());
+        }
     }
 }
 
@@ -349,17 +366,21 @@ impl Tap for Recorder {
     fn on_data(&mut self, chunk: &Bytes) {
         match &mut self.source {
             Source::JsonBody => {
+                let began = Instant::now();
                 if self.too_large || self.copy.len() + chunk.len() > MAX_JSON_COPY {
                     self.too_large = true;
                     self.copy = BytesMut::new();
                 } else {
                     self.copy.extend_from_slice(chunk);
                 }
+                self.pending.add_overhead(began.elapsed());
             }
             Source::Stream(stream) => {
+                let began = Instant::now();
                 if stream.push(chunk) && self.first_event.is_none() {
                     self.first_event = Some(self.pending.elapsed());
                 }
+                self.pending.add_overhead(began.elapsed());
             }
             Source::None | Source::Known(_) => {}
         }

@@ -566,75 +566,160 @@ impl Metrics {
         self.rate_card_info.with_label_values(&[version]).set(1);
     }
 
-    /// The Prometheus text exposition of every series.
+    /// The Prometheus text exposition of every series, in one piece.
     pub fn render(&self) -> Result<Vec<u8>, prometheus::Error> {
-        let (series, requests) = {
-            let r = self.rendered_lock();
-            (r.series.clone(), r.requests.clone())
-        };
-        let mut text = String::with_capacity(16 * 1024 + series.len() * 3_500);
-        if !requests.is_empty() {
-            family_header(&mut text, REQUESTS.0, REQUESTS.1, "counter");
-            for r in &requests {
-                text.push_str(REQUESTS.0);
-                text.push_str(&r.labels);
-                text.push(' ');
-                push_u64(&mut text, r.requests.load(Ordering::Relaxed));
-                text.push('\n');
-            }
+        let mut exposition = self.exposition();
+        let mut out = String::new();
+        while exposition.next_piece(self, &mut out, usize::MAX)? {}
+        Ok(out.into_bytes())
+    }
+
+    /// A scrape to be written out piece by piece (see [`Exposition`]).
+    pub fn exposition(&self) -> Exposition {
+        let r = self.rendered_lock();
+        Exposition {
+            series: r.series.clone(),
+            requests: r.requests.clone(),
+            part: Part::Requests,
+            next: 0,
+            header_done: false,
         }
-        if !series.is_empty() {
-            family_header(&mut text, TOKENS.0, TOKENS.1, "counter");
-            for s in &series {
-                for t in TokenType::ALL {
-                    text.push_str(TOKENS.0);
-                    text.push_str(&s.labels);
-                    text.push_str(",type=\"");
-                    text.push_str(t.as_str());
-                    text.push_str("\"} ");
-                    push_u64(&mut text, s.tokens[t as usize].load(Ordering::Relaxed));
-                    text.push('\n');
+    }
+}
+
+/// A scrape in progress. The per-(app, model) families are most of the text (thousands of
+/// series with a hundred apps), so they are written out a piece at a time: the admin endpoint
+/// yields to the proxy's requests between pieces instead of holding a core for the whole
+/// rendering. Counters are read as each piece is written, as any scrape reads them one by one.
+pub struct Exposition {
+    series: Vec<Arc<Series>>,
+    requests: Vec<Arc<RequestSeries>>,
+    part: Part,
+    /// The next series of `part` to write.
+    next: usize,
+    header_done: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Requests,
+    Tokens,
+    Cost,
+    OutputTokens,
+    InputTokens,
+    Registry,
+    Done,
+}
+
+impl Part {
+    fn after(self) -> Part {
+        match self {
+            Part::Requests => Part::Tokens,
+            Part::Tokens => Part::Cost,
+            Part::Cost => Part::OutputTokens,
+            Part::OutputTokens => Part::InputTokens,
+            Part::InputTokens => Part::Registry,
+            Part::Registry | Part::Done => Part::Done,
+        }
+    }
+}
+
+impl Exposition {
+    /// Appends the next piece, of about `budget` bytes (whole series only), to `out`; false
+    /// once everything has been written.
+    pub fn next_piece(
+        &mut self,
+        metrics: &Metrics,
+        out: &mut String,
+        budget: usize,
+    ) -> Result<bool, prometheus::Error> {
+        let limit = out.len().saturating_add(budget);
+        while out.len() < limit {
+            let part = self.part;
+            let count = match part {
+                Part::Requests => self.requests.len(),
+                Part::Tokens | Part::Cost | Part::OutputTokens | Part::InputTokens => {
+                    self.series.len()
                 }
-            }
-        }
-        let priced: Vec<&Arc<Series>> = series
-            .iter()
-            .filter(|s| s.cost.priced.load(Ordering::Relaxed))
-            .collect();
-        if !priced.is_empty() {
-            family_header(&mut text, COST.0, COST.1, "counter");
-            for s in priced {
-                for t in TokenType::ALL {
-                    let pico = s.cost.pico[t as usize].load(Ordering::Relaxed);
-                    let _ = writeln!(
-                        text,
-                        "{}{},type=\"{}\"}} {}",
-                        COST.0,
-                        s.labels,
-                        t.as_str(),
-                        pico_to_usd(pico)
-                    );
+                Part::Registry => {
+                    let mut bytes = Vec::new();
+                    TextEncoder::new().encode(&metrics.registry.gather(), &mut bytes)?;
+                    out.push_str(&String::from_utf8_lossy(&bytes));
+                    self.part = Part::Done;
+                    continue;
                 }
+                Part::Done => return Ok(false),
+            };
+            if self.next >= count {
+                self.part = part.after();
+                self.next = 0;
+                self.header_done = false;
+                continue;
+            }
+            let i = self.next;
+            self.next += 1;
+            match part {
+                Part::Requests => {
+                    self.header(out, REQUESTS, "counter");
+                    let r = &self.requests[i];
+                    out.push_str(REQUESTS.0);
+                    out.push_str(&r.labels);
+                    out.push(' ');
+                    push_u64(out, r.requests.load(Ordering::Relaxed));
+                    out.push('\n');
+                }
+                Part::Tokens => {
+                    self.header(out, TOKENS, "counter");
+                    let s = &self.series[i];
+                    for t in TokenType::ALL {
+                        out.push_str(TOKENS.0);
+                        out.push_str(&s.labels);
+                        out.push_str(",type=\"");
+                        out.push_str(t.as_str());
+                        out.push_str("\"} ");
+                        push_u64(out, s.tokens[t as usize].load(Ordering::Relaxed));
+                        out.push('\n');
+                    }
+                }
+                Part::Cost => {
+                    let s = self.series[i].clone();
+                    if !s.cost.priced.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    self.header(out, COST, "counter");
+                    for t in TokenType::ALL {
+                        let pico = s.cost.pico[t as usize].load(Ordering::Relaxed);
+                        let _ = writeln!(
+                            out,
+                            "{}{},type=\"{}\"}} {}",
+                            COST.0,
+                            s.labels,
+                            t.as_str(),
+                            pico_to_usd(pico)
+                        );
+                    }
+                }
+                Part::OutputTokens => {
+                    self.header(out, OUTPUT_TOKENS, "histogram");
+                    let s = &self.series[i];
+                    s.output_tokens.render(out, OUTPUT_TOKENS.0, &s.labels);
+                }
+                Part::InputTokens => {
+                    self.header(out, INPUT_TOKENS, "histogram");
+                    let s = &self.series[i];
+                    s.input_tokens.render(out, INPUT_TOKENS.0, &s.labels);
+                }
+                Part::Registry | Part::Done => {}
             }
         }
-        for (family, pick) in [
-            (
-                OUTPUT_TOKENS,
-                (|s: &Series| &s.output_tokens) as fn(&Series) -> &TokenHistogram,
-            ),
-            (INPUT_TOKENS, |s: &Series| &s.input_tokens),
-        ] {
-            if series.is_empty() {
-                break;
-            }
-            family_header(&mut text, family.0, family.1, "histogram");
-            for s in &series {
-                pick(s).render(&mut text, family.0, &s.labels);
-            }
+        Ok(self.part != Part::Done)
+    }
+
+    fn header(&mut self, out: &mut String, family: (&str, &str), kind: &str) {
+        if !self.header_done {
+            family_header(out, family.0, family.1, kind);
+            self.header_done = true;
         }
-        let mut out = text.into_bytes();
-        TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
-        Ok(out)
     }
 }
 
@@ -682,5 +767,50 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn exposition_in_pieces_is_the_whole_text() {
+        let m = Metrics::new().unwrap();
+        let usage = Usage {
+            input: 30,
+            output: 7,
+            ..Default::default()
+        };
+        for a in 0..5 {
+            for (k, model) in ["m1", "m2", "m3"].iter().enumerate() {
+                let (app, model): (Arc<str>, Arc<str>) =
+                    (format!("app{a}").into(), (*model).into());
+                let s = m.series(&app, &model);
+                // m2 unpriced: its cost lines are skipped, and the cost header written once.
+                let cost = (k != 1).then(|| Cost {
+                    input: 1_000_000 * (a + 1),
+                    ..Default::default()
+                });
+                m.usage(&s, &usage, cost.as_ref());
+                m.request(&app, &model, Operation::Converse, 200, 0.01);
+            }
+        }
+        let whole = String::from_utf8(m.render().unwrap()).unwrap();
+        for budget in [1, 100, 4096] {
+            let mut exposition = m.exposition();
+            let (mut text, mut pieces) = (String::new(), 0);
+            loop {
+                let mut piece = String::new();
+                let more = exposition.next_piece(&m, &mut piece, budget).unwrap();
+                pieces += 1;
+                text.push_str(&piece);
+                if !more {
+                    break;
+                }
+            }
+            assert_eq!(text, whole, "budget {budget}");
+            if budget == 1 {
+                // One series (or one registry dump) a piece.
+                assert!(pieces > 15 * 4, "{pieces} pieces");
+            }
+        }
+        assert_eq!(whole.matches("# TYPE bedrock_cost_usd_total").count(), 1);
+        assert_eq!(whole.matches("bedrock_cost_usd_total{").count(), 10 * 4);
     }
 }

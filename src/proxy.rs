@@ -24,7 +24,7 @@ use crate::meter::{Meter, Pending, Source};
 use crate::pricing::RateCard;
 use crate::pricing::Usage;
 use crate::route::{Operation, route};
-use crate::sigv4;
+use crate::sigv4::{self, PayloadHash};
 use crate::tap::TapBody;
 use crate::tap::eventstream::{StreamKind, StreamTap};
 use crate::tap::usage::{self, Missing, Served};
@@ -192,31 +192,37 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
     };
     pending.set_model(route.model_id);
 
+    // The proxy's own time: everything but the waits for the client's body and the upstream.
+    let mut overhead = start.elapsed();
     let body = match read_body(&parts, body, state.max_body, state.client_body_timeout).await {
         Ok(b) => b,
         Err(e) => return e.respond(pending),
     };
+    let body_started = Instant::now();
+    // Hashed once: for the client's signature (keys mode) and for the proxy's own.
+    let payload = PayloadHash::of(&body);
     if let Some(Verdict::Signed { credentials, .. }) = &verdict
-        && let Err(failure) = identify::verify_body(&parts, &body, credentials, SystemTime::now())
+        && let Err(failure) =
+            identify::verify_payload(&parts, &payload, credentials, SystemTime::now())
     {
         pending.set_app(UNAUTHENTICATED);
         return refuse(&state, failure, pending);
     }
-    let prepared = Instant::now();
     let key_region = match &verdict {
         Some(Verdict::Bearer { region, .. }) => region.as_deref(),
         _ => None,
     };
-    let request = match prepare(&state, &parts, key_region, body, &mut pending).await {
+    let request = match prepare(&state, &parts, key_region, body, &payload, &mut pending).await {
         Ok(r) => r,
         Err(e) => return e.respond(pending),
     };
-    let overhead = prepared.elapsed();
+    overhead += body_started.elapsed();
+    pending.add_overhead(overhead);
 
     // From here on the call is Bedrock's to bill: it runs to completion and is metered even if
     // the client leaves meanwhile, so the exchange is a task of its own rather than part of
     // this future, which hyper drops when the client goes.
-    match tokio::spawn(exchange(state, pending, request, overhead, permit)).await {
+    match tokio::spawn(exchange(state, pending, request, permit)).await {
         Ok(response) => response,
         Err(e) => {
             tracing::warn!("exchange task failed: {e}");
@@ -235,7 +241,6 @@ async fn exchange(
     state: Arc<State>,
     mut pending: Pending,
     request: Request<Full<Bytes>>,
-    mut overhead: Duration,
     permit: Option<OwnedSemaphorePermit>,
 ) -> Response<ProxyBody> {
     let response =
@@ -249,15 +254,9 @@ async fn exchange(
     strip_hop_by_hop(&mut head.headers);
     pending.set_request_id(head.headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()));
     let op = pending.operation();
-    let metrics_overhead = |extra: Duration| {
-        state
-            .meter
-            .metrics
-            .proxy_overhead(op, (overhead + extra).as_secs_f64());
-    };
     if head.status.is_success() && op == Operation::Converse {
-        overhead += received.elapsed();
-        return converse_whole(&state, pending, head, body, overhead, permit).await;
+        pending.add_overhead(received.elapsed());
+        return converse_whole(&state, pending, head, body, permit).await;
     }
     if matches!(
         op,
@@ -282,13 +281,13 @@ async fn exchange(
     if let Source::Known(Ok(usage)) = &source {
         add_cost_header(&state, &pending, usage, &mut head.headers);
     }
+    pending.add_overhead(received.elapsed());
     let tap = pending.tap(head.status, source);
     let body = guard(
         &state,
         TapBody::new(Idle::new(body, state.upstream_idle_timeout), tap),
         permit,
     );
-    metrics_overhead(received.elapsed());
     Response::from_parts(head, body)
 }
 
@@ -301,7 +300,6 @@ async fn converse_whole(
     mut pending: Pending,
     mut head: http::response::Parts,
     mut body: Incoming,
-    overhead: Duration,
     permit: Option<OwnedSemaphorePermit>,
 ) -> Response<ProxyBody> {
     let mut buf = BytesMut::new();
@@ -328,11 +326,8 @@ async fn converse_whole(
             if let Ok(usage) = &outcome {
                 add_cost_header(state, &pending, usage, &mut head.headers);
             }
+            pending.add_overhead(parsed.elapsed());
             pending.finish(head.status, Some(outcome));
-            state.meter.metrics.proxy_overhead(
-                Operation::Converse,
-                (overhead + parsed.elapsed()).as_secs_f64(),
-            );
             Response::from_parts(
                 head,
                 Full::new(bytes)
@@ -437,6 +432,7 @@ async fn prepare(
     parts: &Parts,
     key_region: Option<&str>,
     body: Bytes,
+    payload: &PayloadHash,
     pending: &mut Pending,
 ) -> Result<Request<http_body_util::Full<Bytes>>, ProxyError> {
     let region = sigv4::region_of(&parts.headers)
@@ -454,6 +450,6 @@ async fn prepare(
         .get()
         .await
         .map_err(|e| ProxyError::Signing(e.to_string()))?;
-    upstream_request(parts, uri, body, &credentials, region)
+    upstream_request(parts, uri, body, payload, &credentials, region)
         .map_err(|e| ProxyError::Signing(e.to_string()))
 }

@@ -147,6 +147,13 @@ pub fn region_of(headers: &HeaderMap) -> Option<&str> {
 ///
 /// Signed: `host`, `content-type` and every `x-amz*` header (AWS requires those signed); other
 /// headers travel unsigned so nothing a hop may rewrite can invalidate the signature.
+///
+/// Every Bedrock Runtime call has the same simple shape (no query, a path normalisation leaves
+/// alone): [`fast`] signs it with `aws-sigv4`'s key derivation and signature functions, the
+/// derived key cached for the day, and the canonical request streamed into the hash instead of
+/// built from a fresh header map. The result is byte for byte what `aws-sigv4`'s request
+/// signer produces (property-tested against it below); any other shape goes through that
+/// signer itself.
 pub fn sign(
     parts: &mut Parts,
     body: &[u8],
@@ -154,6 +161,41 @@ pub fn sign(
     region: &str,
     time: SystemTime,
 ) -> Result<(), SigV4Error> {
+    sign_hashed(parts, &PayloadHash::of(body), credentials, region, time)
+}
+
+/// [`sign`] for a body whose hash is already known (the proxy hashes each body once, for
+/// verifying the client's signature and for its own).
+pub fn sign_hashed(
+    parts: &mut Parts,
+    payload: &PayloadHash,
+    credentials: &Credentials,
+    region: &str,
+    time: SystemTime,
+) -> Result<(), SigV4Error> {
+    prepare_headers(parts)?;
+    if fast::applies(&parts.uri) {
+        return fast::sign(parts, payload, credentials, region, time);
+    }
+    sign_with_aws_sigv4(parts, payload, credentials, region, time)
+}
+
+/// The hex SHA-256 of a request body, as SigV4 signs it.
+pub struct PayloadHash([u8; 64]);
+
+impl PayloadHash {
+    pub fn of(body: &[u8]) -> Self {
+        use sha2::{Digest, Sha256};
+        PayloadHash(fast::hex(&Sha256::digest(body)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+/// Drops the client's auth headers and sets `host` to the upstream's authority.
+fn prepare_headers(parts: &mut Parts) -> Result<(), SigV4Error> {
     let headers = &mut parts.headers;
     headers.remove(header::AUTHORIZATION);
     headers.remove(X_AMZ_DATE);
@@ -163,18 +205,30 @@ pub fn sign(
         .uri
         .authority()
         .ok_or_else(|| SigV4Error::Signing("upstream URI has no authority".into()))?
-        .as_str()
-        .to_owned();
-    let host_value =
-        HeaderValue::from_str(&host).map_err(|e| SigV4Error::Signing(e.to_string()))?;
+        .as_str();
+    let host_value = HeaderValue::from_str(host).map_err(|e| SigV4Error::Signing(e.to_string()))?;
     headers.insert(header::HOST, host_value);
+    Ok(())
+}
 
-    let signable: Vec<(&str, &str)> = headers
+/// The headers handed to the signer: `host`, `content-type` and `x-amz*`.
+fn offered(name: &str) -> bool {
+    name == "host" || name == "content-type" || name.starts_with("x-amz")
+}
+
+/// The request signer of `aws-sigv4`, for every shape (and the reference the fast path is
+/// tested against).
+fn sign_with_aws_sigv4(
+    parts: &mut Parts,
+    payload: &PayloadHash,
+    credentials: &Credentials,
+    region: &str,
+    time: SystemTime,
+) -> Result<(), SigV4Error> {
+    let signable: Vec<(&str, &str)> = parts
+        .headers
         .iter()
-        .filter(|(name, _)| {
-            let n = name.as_str();
-            n == "host" || n == "content-type" || n.starts_with("x-amz")
-        })
+        .filter(|(name, _)| offered(name.as_str()))
         .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
         .collect();
     let uri = parts.uri.to_string();
@@ -185,7 +239,7 @@ pub fn sign(
             parts.method.as_str(),
             uri.as_str(),
             signable.into_iter(),
-            SignableBody::Bytes(body),
+            SignableBody::Precomputed(payload.as_str().to_owned()),
         )
         .map_err(|e| SigV4Error::Signing(e.to_string()))?;
         sigv4_sign(request, &params)
@@ -201,6 +255,284 @@ pub fn sign(
         parts.headers.insert(h.name(), value);
     }
     Ok(())
+}
+
+/// SigV4 for the shape of a Bedrock Runtime call, with `aws-sigv4`'s default rules: path
+/// percent-encoded twice (the client's already-encoded path is encoded once more), payload
+/// hash = SHA-256 of the body, header values trimmed of spaces with inner runs of spaces
+/// collapsed, values of a repeated header joined with `,`, and `user-agent`,
+/// `x-amzn-trace-id`, `authorization` and `transfer-encoding` never signed. The key
+/// derivation and the signature are `aws-sigv4`'s own functions.
+mod fast {
+    use std::borrow::Cow;
+    use std::cell::RefCell;
+    use std::time::SystemTime;
+
+    use aws_credential_types::Credentials;
+    use aws_sigv4::sign::v4;
+    use http::{HeaderName, HeaderValue, Uri, header, request::Parts};
+    use sha2::{Digest, Sha256};
+
+    use super::{ALGORITHM, SERVICE, SigV4Error, X_AMZ_DATE, X_AMZ_SECURITY_TOKEN, offered};
+
+    /// Offered headers `aws-sigv4` leaves out of the signature anyway.
+    const NEVER_SIGNED: [&str; 4] = [
+        "authorization",
+        "user-agent",
+        "x-amzn-trace-id",
+        "transfer-encoding",
+    ];
+
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+
+    /// The fast path applies: no query, and a path that normalising would leave as it is (no
+    /// empty, `.` or `..` segments).
+    pub(super) fn applies(uri: &Uri) -> bool {
+        if uri.query().is_some() {
+            return false;
+        }
+        let Some(rest) = uri.path().strip_prefix('/') else {
+            return false;
+        };
+        rest.is_empty()
+            || !rest
+                .split('/')
+                .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    }
+
+    /// Feeds the path, percent-encoded once more, to the hash: runs of unreserved bytes go in
+    /// whole.
+    fn hash_canonical_path(h: &mut Sha256, path: &str) {
+        let bytes = path.as_bytes();
+        let mut run = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+                continue;
+            }
+            h.update(&bytes[run..i]);
+            h.update([
+                b'%',
+                HEX_UPPER[usize::from(b >> 4)],
+                HEX_UPPER[usize::from(b & 15)],
+            ]);
+            run = i + 1;
+        }
+        h.update(&bytes[run..]);
+    }
+
+    /// Trims spaces (only spaces) and collapses runs of them, as `aws-sigv4` does.
+    fn trim_all(value: &str) -> Cow<'_, str> {
+        let value = value.trim_matches(' ');
+        if !value.contains("  ") {
+            return Cow::Borrowed(value);
+        }
+        let mut out = String::with_capacity(value.len());
+        let mut last_space = false;
+        for c in value.chars() {
+            if c == ' ' && last_space {
+                continue;
+            }
+            last_space = c == ' ';
+            out.push(c);
+        }
+        Cow::Owned(out)
+    }
+
+    pub(super) fn hex(bytes: &[u8]) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        for (i, b) in bytes.iter().take(32).enumerate() {
+            out[2 * i] = HEX[usize::from(b >> 4)];
+            out[2 * i + 1] = HEX[usize::from(b & 15)];
+        }
+        out
+    }
+
+    struct CachedKey {
+        secret: String,
+        date: [u8; 8],
+        region: String,
+        key: Vec<u8>,
+    }
+
+    thread_local! {
+        /// The last signing key derived on this thread: the four key-derivation HMACs change
+        /// only with the day, the Region and the credentials.
+        static SIGNING_KEY: RefCell<Option<CachedKey>> = const { RefCell::new(None) };
+    }
+
+    fn with_signing_key<R>(
+        secret: &str,
+        date: [u8; 8],
+        region: &str,
+        time: SystemTime,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> R {
+        SIGNING_KEY.with(|cell| {
+            let mut cached = cell.borrow_mut();
+            let fresh = cached
+                .as_ref()
+                .is_some_and(|c| c.date == date && c.region == region && c.secret == secret);
+            if !fresh {
+                *cached = Some(CachedKey {
+                    secret: secret.to_owned(),
+                    date,
+                    region: region.to_owned(),
+                    key: v4::generate_signing_key(secret, time, region, SERVICE)
+                        .as_ref()
+                        .to_vec(),
+                });
+            }
+            match cached.as_ref() {
+                Some(c) => f(&c.key),
+                None => f(&[]),
+            }
+        })
+    }
+
+    /// `YYYYMMDDTHHMMSSZ` without allocating.
+    fn amz_date(time: SystemTime) -> [u8; 16] {
+        let formatted = super::format_amz_date(time);
+        let mut out = *b"19700101T000000Z";
+        if formatted.len() == 16 {
+            out.copy_from_slice(formatted.as_bytes());
+        }
+        out
+    }
+
+    pub(super) fn sign(
+        parts: &mut Parts,
+        payload: &super::PayloadHash,
+        credentials: &Credentials,
+        region: &str,
+        time: SystemTime,
+    ) -> Result<(), SigV4Error> {
+        let amz_date = amz_date(time);
+        let mut date = [0u8; 8];
+        date.copy_from_slice(&amz_date[..8]);
+        let amz_date_str = std::str::from_utf8(&amz_date).unwrap_or("19700101T000000Z");
+        let date_str = amz_date_str.get(..8).unwrap_or("19700101");
+        let token = credentials.session_token();
+
+        let mut signed: Vec<(&str, Cow<'_, str>)> = Vec::with_capacity(8);
+        for (name, value) in &parts.headers {
+            let name = name.as_str();
+            if !offered(name) || NEVER_SIGNED.contains(&name) {
+                continue;
+            }
+            // As on the aws-sigv4 path: a value that is not visible ASCII travels unsigned.
+            let Ok(value) = value.to_str() else {
+                continue;
+            };
+            signed.push((name, trim_all(value)));
+        }
+        signed.push((X_AMZ_DATE, Cow::Borrowed(amz_date_str)));
+        if let Some(token) = token {
+            signed.push((X_AMZ_SECURITY_TOKEN, Cow::Borrowed(token)));
+        }
+        // Stable: the values of a repeated header keep their order.
+        signed.sort_by(|a, b| a.0.cmp(b.0));
+
+        let mut names = String::with_capacity(96);
+        let mut last = "";
+        for (name, _) in &signed {
+            if *name != last {
+                if !names.is_empty() {
+                    names.push(';');
+                }
+                names.push_str(name);
+                last = name;
+            }
+        }
+
+        let mut creq = Sha256::new();
+        creq.update(parts.method.as_str());
+        creq.update(b"\n");
+        hash_canonical_path(&mut creq, parts.uri.path());
+        creq.update(b"\n\n");
+        for (i, (name, value)) in signed.iter().enumerate() {
+            if i == 0 || signed[i - 1].0 != *name {
+                creq.update(name);
+                creq.update(b":");
+            } else {
+                creq.update(b",");
+            }
+            creq.update(value.as_bytes());
+            if signed.get(i + 1).is_none_or(|next| next.0 != *name) {
+                creq.update(b"\n");
+            }
+        }
+        creq.update(b"\n");
+        creq.update(&names);
+        creq.update(b"\n");
+        creq.update(payload.0);
+        let creq_hash = hex(&creq.finalize());
+
+        let mut string_to_sign = Vec::with_capacity(160);
+        for part in [
+            ALGORITHM.as_bytes(),
+            b"\n",
+            &amz_date,
+            b"\n",
+            &date,
+            b"/",
+            region.as_bytes(),
+            b"/",
+            SERVICE.as_bytes(),
+            b"/aws4_request\n",
+            &creq_hash,
+        ] {
+            string_to_sign.extend_from_slice(part);
+        }
+        let signature =
+            with_signing_key(credentials.secret_access_key(), date, region, time, |key| {
+                v4::calculate_signature(key, &string_to_sign)
+            });
+        let access_key = credentials.access_key_id();
+        let mut authorization =
+            String::with_capacity(ALGORITHM.len() + access_key.len() + names.len() + 160);
+        for part in [
+            ALGORITHM,
+            " Credential=",
+            access_key,
+            "/",
+            date_str,
+            "/",
+            region,
+            "/",
+            SERVICE,
+            "/aws4_request, SignedHeaders=",
+            &names,
+            ", Signature=",
+            &signature,
+        ] {
+            authorization.push_str(part);
+        }
+
+        let bad = |e: http::header::InvalidHeaderValue| SigV4Error::Signing(e.to_string());
+        let date_value = HeaderValue::from_bytes(&amz_date).map_err(bad)?;
+        let token_value = token
+            .map(|t| {
+                HeaderValue::from_str(t).map(|mut v| {
+                    v.set_sensitive(true);
+                    v
+                })
+            })
+            .transpose()
+            .map_err(bad)?;
+        // Not marked sensitive, as aws-sigv4 leaves it (the token is).
+        let auth_value = HeaderValue::try_from(authorization).map_err(bad)?;
+        parts
+            .headers
+            .insert(HeaderName::from_static(X_AMZ_DATE), date_value);
+        if let Some(v) = token_value {
+            parts
+                .headers
+                .insert(HeaderName::from_static(X_AMZ_SECURITY_TOKEN), v);
+        }
+        parts.headers.insert(header::AUTHORIZATION, auth_value);
+        Ok(())
+    }
 }
 
 /// The checks that need only the headers: the `Authorization` header parses, `x-amz-date` is
@@ -249,6 +581,17 @@ pub fn precheck(
 pub fn verify(
     parts: &Parts,
     body: &[u8],
+    credentials: &Credentials,
+    now: SystemTime,
+    max_skew: Duration,
+) -> Result<(), SigV4Error> {
+    verify_hashed(parts, &PayloadHash::of(body), credentials, now, max_skew)
+}
+
+/// [`verify`] for a body whose hash is already known.
+pub fn verify_hashed(
+    parts: &Parts,
+    payload: &PayloadHash,
     credentials: &Credentials,
     now: SystemTime,
     max_skew: Duration,
@@ -304,7 +647,7 @@ pub fn verify(
         parts.method.as_str(),
         uri.as_str(),
         signable.into_iter(),
-        SignableBody::Bytes(body),
+        SignableBody::Precomputed(payload.as_str().to_owned()),
     )
     .map_err(|_| SigV4Error::Mismatch)?;
     let expected = sigv4_sign(request, &params)
@@ -511,6 +854,174 @@ mod tests {
             verify(&parts, b"", &creds("s3cret"), now, skew),
             Err(SigV4Error::BadSessionToken)
         );
+    }
+
+    /// Signs the same request with the fast path and with `aws-sigv4`'s request signer, at a
+    /// given time.
+    fn sign_both_at(
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        credentials: &Credentials,
+        time: SystemTime,
+    ) -> (Parts, Parts) {
+        let build = || {
+            let mut b = Request::builder().method(Method::POST).uri(uri);
+            for (n, v) in headers {
+                b = b.header(*n, *v);
+            }
+            b.body(()).unwrap().into_parts().0
+        };
+        let (mut fast, mut slow) = (build(), build());
+        prepare_headers(&mut fast).unwrap();
+        assert!(fast::applies(&fast.uri), "fast path applies to {uri}");
+        fast::sign(
+            &mut fast,
+            &PayloadHash::of(body),
+            credentials,
+            "us-east-1",
+            time,
+        )
+        .unwrap();
+        prepare_headers(&mut slow).unwrap();
+        sign_with_aws_sigv4(
+            &mut slow,
+            &PayloadHash::of(body),
+            credentials,
+            "us-east-1",
+            time,
+        )
+        .unwrap();
+        (fast, slow)
+    }
+
+    fn sign_both(
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        credentials: &Credentials,
+    ) -> (Parts, Parts) {
+        let time = UNIX_EPOCH + Duration::from_secs(1_767_225_600 + 3_723);
+        sign_both_at(uri, headers, body, credentials, time)
+    }
+
+    fn assert_same_signature(fast: &Parts, slow: &Parts) {
+        for name in [
+            "authorization",
+            "x-amz-date",
+            "x-amz-security-token",
+            "host",
+        ] {
+            assert_eq!(fast.headers.get(name), slow.headers.get(name), "{name}");
+            assert_eq!(
+                fast.headers.get(name).map(HeaderValue::is_sensitive),
+                slow.headers.get(name).map(HeaderValue::is_sensitive),
+                "{name}"
+            );
+        }
+        assert_eq!(fast.headers.len(), slow.headers.len());
+    }
+
+    #[test]
+    fn fast_signer_matches_aws_sigv4() {
+        let body = br#"{"messages":[{"role":"user","content":[{"text":"hi"}]}]}"#;
+        let plain = creds("s3cret");
+        let token = Credentials::new("AKIDEXAMPLE", "s3cret", Some("tok/en+=".into()), None, "t");
+        let long_secret = creds(&"k".repeat(100));
+        for c in [&plain, &token, &long_secret] {
+            let (fast, slow) = sign_both(
+                "http://127.0.0.1:9/model/amazon.nova-micro-v1%3A0/converse",
+                &[
+                    ("content-type", "  application/json   charset  "),
+                    ("user-agent", "aws-sdk-rust/1.0 os/linux"),
+                    ("x-amzn-trace-id", "Root=1-abc"),
+                    ("x-amz-user-agent", "aws-sdk-rust/1.0"),
+                    ("x-amzn-bedrock-service-tier", "flex"),
+                    ("x-amz-meta", "b"),
+                    ("x-amz-meta", "a"),
+                    ("accept", "*/*"),
+                ],
+                body,
+                c,
+            );
+            assert_same_signature(&fast, &slow);
+        }
+        let (fast, slow) = sign_both(
+            "https://bedrock-runtime.us-east-1.amazonaws.com/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Ainference-profile%2Fus.x/converse-stream",
+            &[],
+            b"",
+            &plain,
+        );
+        assert_same_signature(&fast, &slow);
+        // Shapes left to aws-sigv4's request signer.
+        for uri in [
+            "http://h/model/a/converse?x=1",
+            "http://h/model//converse",
+            "http://h/model/./converse",
+            "http://h/model/../converse",
+            "http://h/model/a/",
+        ] {
+            let uri: http::Uri = uri.parse().unwrap();
+            assert!(!fast::applies(&uri), "{uri}");
+        }
+        assert!(fast::applies(&"http://h/".parse().unwrap()));
+    }
+
+    #[test]
+    fn cached_signing_key_follows_day_region_and_secret() {
+        // One thread signs across midnight, in two Regions and with rotated credentials: the
+        // cached key must never outlive what it was derived from.
+        let uri = "http://127.0.0.1:9/model/m/converse";
+        let day = UNIX_EPOCH + Duration::from_secs(1_767_225_600 - 1);
+        for (secret, time) in [
+            ("s3cret", day),
+            ("s3cret", day + Duration::from_secs(2)),
+            ("rotated", day + Duration::from_secs(3)),
+            ("s3cret", day + Duration::from_secs(4)),
+        ] {
+            let c = creds(secret);
+            let (fast, slow) = sign_both_at(uri, &[], b"{}", &c, time);
+            assert_same_signature(&fast, &slow);
+            let build = || Request::post(uri).body(()).unwrap().into_parts().0;
+            let (mut fast, mut slow) = (build(), build());
+            prepare_headers(&mut fast).unwrap();
+            fast::sign(&mut fast, &PayloadHash::of(b"{}"), &c, "eu-west-1", time).unwrap();
+            prepare_headers(&mut slow).unwrap();
+            sign_with_aws_sigv4(&mut slow, &PayloadHash::of(b"{}"), &c, "eu-west-1", time).unwrap();
+            assert_same_signature(&fast, &slow);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_signer_matches_aws_sigv4_on_any_request(
+            segments in proptest::collection::vec("[A-Za-z0-9._~!$'()*+,;=:@-]{1,12}|%3A|%2F", 1..5),
+            values in proptest::collection::vec("[ -~]{0,24}", 0..4),
+            repeated in proptest::collection::vec("[a-z0-9 ]{0,8}", 0..3),
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+            with_token in proptest::bool::ANY,
+        ) {
+            let segments: Vec<String> = segments
+                .into_iter()
+                .map(|s| if s == "." || s == ".." { "x".into() } else { s })
+                .collect();
+            let uri = format!("http://127.0.0.1:9/{}", segments.join("/"));
+            proptest::prop_assume!(uri.parse::<http::Uri>().is_ok());
+            let names = ["content-type", "x-amz-target", "x-amzn-bedrock-trace", "accept"];
+            let mut headers: Vec<(&str, &str)> = names
+                .iter()
+                .zip(&values)
+                .map(|(n, v)| (*n, v.as_str()))
+                .collect();
+            headers.extend(repeated.iter().map(|v| ("x-amz-multi", v.as_str())));
+            let credentials = if with_token {
+                Credentials::new("AKID", "secret", Some("token".into()), None, "t")
+            } else {
+                Credentials::new("AKID", "secret", None, None, "t")
+            };
+            let (fast, slow) = sign_both(&uri, &headers, &body, &credentials);
+            assert_same_signature(&fast, &slow);
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, Uri, header, request::Pa
 use http_body_util::Full;
 
 use crate::identify::APP_HEADER;
-use crate::sigv4::{self, SigV4Error};
+use crate::sigv4::{self, PayloadHash, SigV4Error};
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -46,6 +46,7 @@ pub fn upstream_request(
     client: &Parts,
     uri: Uri,
     body: Bytes,
+    payload: &PayloadHash,
     credentials: &Credentials,
     region: &str,
 ) -> Result<Request<Full<Bytes>>, SigV4Error> {
@@ -63,7 +64,7 @@ pub fn upstream_request(
     parts.method = client.method.clone();
     parts.uri = uri;
     parts.headers = headers;
-    sigv4::sign(&mut parts, &body, credentials, region, SystemTime::now())?;
+    sigv4::sign_hashed(&mut parts, payload, credentials, region, SystemTime::now())?;
     Ok(Request::from_parts(parts, Full::new(body)))
 }
 
@@ -93,8 +94,15 @@ mod tests {
         let uri: Uri = "https://bedrock-runtime.us-east-1.amazonaws.com/model/m%3A0/converse"
             .parse()
             .unwrap();
-        let req =
-            upstream_request(&client, uri, Bytes::from_static(b"{}"), &creds, "us-east-1").unwrap();
+        let req = upstream_request(
+            &client,
+            uri,
+            Bytes::from_static(b"{}"),
+            &PayloadHash::of(b"{}"),
+            &creds,
+            "us-east-1",
+        )
+        .unwrap();
         let h = req.headers();
         assert_eq!(h["host"], "bedrock-runtime.us-east-1.amazonaws.com");
         assert_eq!(h["content-length"], "2");

@@ -15,7 +15,7 @@ use arc_swap::ArcSwap;
 use aws_credential_types::Credentials;
 use http::{HeaderMap, StatusCode, header, request::Parts};
 
-use crate::sigv4::{self, SigV4Error};
+use crate::sigv4::{self, PayloadHash, SigV4Error};
 pub use keys::{Keys, KeysError, KeysErrors, LoadedKeys};
 pub use open::APP_HEADER;
 
@@ -173,7 +173,18 @@ pub fn verify_body(
     credentials: &Credentials,
     now: SystemTime,
 ) -> Result<(), AuthFailure> {
-    sigv4::verify(parts, body, credentials, now, MAX_SKEW).map_err(AuthFailure::from)
+    verify_payload(parts, &PayloadHash::of(body), credentials, now)
+}
+
+/// [`verify_body`] for a body already hashed (the proxy hashes a body once, for this check and
+/// for its own signature).
+pub fn verify_payload(
+    parts: &Parts,
+    payload: &PayloadHash,
+    credentials: &Credentials,
+    now: SystemTime,
+) -> Result<(), AuthFailure> {
+    sigv4::verify_hashed(parts, payload, credentials, now, MAX_SKEW).map_err(AuthFailure::from)
 }
 
 /// The token of an `Authorization: Bearer TOKEN` header (scheme case-insensitive, RFC 6750).
