@@ -38,9 +38,25 @@ const TTFT_BUCKETS: [f64; 13] = [
     0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0,
 ];
 /// The proxy's own time is microseconds; the top buckets catch pathological stalls.
-const OVERHEAD_BUCKETS: [f64; 12] = [
-    0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005,
-    0.01, 0.05,
+/// Fine below 50 µs, where a healthy proxy is, so `histogram_quantile` reads it closely.
+const OVERHEAD_BUCKETS: [f64; 17] = [
+    0.000_002_5,
+    0.000_005,
+    0.000_007_5,
+    0.000_01,
+    0.000_015,
+    0.000_02,
+    0.000_025,
+    0.000_035,
+    0.000_05,
+    0.000_1,
+    0.000_25,
+    0.000_5,
+    0.001,
+    0.002_5,
+    0.005,
+    0.01,
+    0.05,
 ];
 
 /// Handles for one (app, model) pair.

@@ -64,6 +64,19 @@ async fn converse_stream_is_metered_exactly() {
         1.0
     );
     assert_eq!(m.value("bedrock_usage_missing_total", &[]), 0.0);
+    // The proxy's own time on the stream (every frame decoded on the side, and the recording)
+    // is one observation, made when the stream ends; it is a sliver of the whole call.
+    let overhead = [("operation", "ConverseStream")];
+    assert_eq!(
+        m.value("bedrock_proxy_overhead_seconds_count", &overhead),
+        1.0
+    );
+    let spent = m.value("bedrock_proxy_overhead_seconds_sum", &overhead);
+    let whole = m.value(
+        "bedrock_request_duration_seconds_sum",
+        &[("operation", "ConverseStream")],
+    );
+    assert!(spent > 0.0 && spent < whole, "{spent} s of {whole} s");
     // The meter's totals equal what the simulator reported.
     assert_eq!(h.simulator.stats().token_count(&model, "output"), 120);
 }
@@ -244,6 +257,13 @@ async fn client_dropping_a_stream_is_counted_once() {
     );
     assert_eq!(
         m.value("bedrock_usage_missing_total", &[("reason", "client_gone")]),
+        1.0
+    );
+    assert_eq!(
+        m.value(
+            "bedrock_proxy_overhead_seconds_count",
+            &[("operation", "ConverseStream")]
+        ),
         1.0
     );
     // Nothing is guessed: no tokens for a stream whose usage never came.
