@@ -63,6 +63,8 @@ fn is_fixed(label: &str) -> bool {
         labels::UNVERIFIED,
         labels::UNKNOWN_APP,
         labels::NO_MODEL,
+        // Keys mode's placeholder: a client may declare it, and it never takes a slot.
+        bedrock_meter::identify::UNAUTHENTICATED,
     ]
     .contains(&label)
 }
