@@ -370,27 +370,22 @@ mod fast {
     ) -> R {
         SIGNING_KEY.with(|cell| {
             let mut cached = cell.borrow_mut();
-            let fresh = cached
-                .as_ref()
-                .is_some_and(|c| c.date == date && c.region == region && c.secret == secret);
-            if !fresh {
-                *cached = Some(CachedKey {
+            let key = match &mut *cached {
+                Some(c) if c.date == date && c.region == region && c.secret == secret => c,
+                slot => slot.insert(CachedKey {
                     secret: secret.to_owned(),
                     date,
                     region: region.to_owned(),
                     key: v4::generate_signing_key(secret, time, region, SERVICE)
                         .as_ref()
                         .to_vec(),
-                });
-            }
-            match cached.as_ref() {
-                Some(c) => f(&c.key),
-                None => f(&[]),
-            }
+                }),
+            };
+            f(&key.key)
         })
     }
 
-    /// `YYYYMMDDTHHMMSSZ` without allocating.
+    /// `YYYYMMDDTHHMMSSZ` as bytes.
     fn amz_date(time: SystemTime) -> [u8; 16] {
         let formatted = super::format_amz_date(time);
         let mut out = *b"19700101T000000Z";
