@@ -12,6 +12,7 @@ use arc_swap::ArcSwapOption;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 use crate::aws_error::error_chain;
 use tokio_util::sync::CancellationToken;
@@ -20,6 +21,10 @@ use tokio_util::sync::CancellationToken;
 const REFRESH_AHEAD: Duration = Duration::from_secs(300);
 /// Credentials this close to expiry are not used at all.
 const MIN_VALIDITY: Duration = Duration::from_secs(15);
+/// Fewest seconds between two fetches by the refresher. Credentials handed out close to their
+/// rotation (IMDS and ECS do this in the last minutes) are already inside `REFRESH_AHEAD`;
+/// without a floor the refresher would ask again at once, forever.
+const REFRESH_FLOOR: Duration = Duration::from_secs(10);
 const RETRY_MIN: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(60);
 
@@ -30,9 +35,10 @@ pub struct CredentialsError(String);
 pub struct CredentialCache {
     provider: SharedCredentialsProvider,
     current: ArcSwapOption<Credentials>,
-    /// Serialises fetches so a burst of requests at start-up triggers one, not hundreds. Only
-    /// taken when there are no usable credentials; the steady-state path never locks.
-    fetch: Mutex<()>,
+    /// Serialises fetches so a burst of requests at start-up triggers one, not hundreds, and
+    /// holds when the last one was made. Only taken when there are no usable credentials or
+    /// by the refresher; the steady-state path never locks.
+    fetch: Mutex<Option<Instant>>,
 }
 
 impl CredentialCache {
@@ -40,7 +46,7 @@ impl CredentialCache {
         Arc::new(CredentialCache {
             provider,
             current: ArcSwapOption::empty(),
-            fetch: Mutex::new(()),
+            fetch: Mutex::new(None),
         })
     }
 
@@ -49,10 +55,11 @@ impl CredentialCache {
         if let Some(c) = self.usable() {
             return Ok(c);
         }
-        let _one_fetch = self.fetch.lock().await;
+        let mut last_fetch = self.fetch.lock().await;
         if let Some(c) = self.usable() {
             return Ok(c);
         }
+        *last_fetch = Some(Instant::now());
         self.fetch_now().await
     }
 
@@ -83,24 +90,19 @@ impl CredentialCache {
                     // Static credentials (no expiry) never need refreshing.
                     Some(None) => return,
                     Some(Some(left)) if left > REFRESH_AHEAD => left - REFRESH_AHEAD,
-                    _ => {
-                        let result = {
-                            let _one_fetch = cache.fetch.lock().await;
-                            cache.fetch_now().await
-                        };
-                        match result {
-                            Ok(_) => {
-                                backoff = RETRY_MIN;
-                                continue;
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, retry_in = ?backoff, "credential refresh failed");
-                                let wait = backoff;
-                                backoff = (backoff * 2).min(RETRY_MAX);
-                                wait
-                            }
+                    _ => match cache.refresh().await {
+                        Refresh::Fetched => {
+                            backoff = RETRY_MIN;
+                            continue;
                         }
-                    }
+                        Refresh::TooSoon(wait) => wait,
+                        Refresh::Failed(e) => {
+                            tracing::warn!(error = %e, retry_in = ?backoff, "credential refresh failed");
+                            let wait = backoff;
+                            backoff = (backoff * 2).min(RETRY_MAX);
+                            wait
+                        }
+                    },
                 };
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
@@ -109,6 +111,29 @@ impl CredentialCache {
             }
         });
     }
+
+    /// One fetch by the refresher, unless the last fetch (its own or a request's) was less
+    /// than [`REFRESH_FLOOR`] ago.
+    async fn refresh(&self) -> Refresh {
+        let mut last_fetch = self.fetch.lock().await;
+        if let Some(last) = *last_fetch {
+            let since = last.elapsed();
+            if since < REFRESH_FLOOR {
+                return Refresh::TooSoon(REFRESH_FLOOR - since);
+            }
+        }
+        *last_fetch = Some(Instant::now());
+        match self.fetch_now().await {
+            Ok(_) => Refresh::Fetched,
+            Err(e) => Refresh::Failed(e),
+        }
+    }
+}
+
+enum Refresh {
+    Fetched,
+    TooSoon(Duration),
+    Failed(CredentialsError),
 }
 
 /// Time left before expiry; `None` for credentials that do not expire.
@@ -172,19 +197,56 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
-    #[tokio::test]
-    async fn refresher_renews_ahead_of_expiry() {
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn refresher_renews_ahead_of_expiry_at_most_once_per_floor() {
         let calls = Arc::new(AtomicU32::new(0));
         let cache = CredentialCache::new(SharedCredentialsProvider::new(Counting {
             calls: calls.clone(),
-            // Inside REFRESH_AHEAD: the refresher fetches again right away, once per fetch.
+            // Inside REFRESH_AHEAD however often they are fetched, as IMDS hands them out
+            // near rotation. (Expiry is wall-clock time, which paused tokio time leaves alone.)
             lifetime: Duration::from_secs(200),
         }));
         cache.get().await.unwrap();
         let stop = CancellationToken::new();
         cache.spawn_refresher(stop.clone());
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let settle = || async {
+            for _ in 0..1000 {
+                tokio::task::yield_now().await;
+            }
+        };
+        // The fetch `get` just made counts: no second one before the floor.
+        settle().await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        for expected in 2..=7 {
+            tokio::time::advance(REFRESH_FLOOR).await;
+            settle().await;
+            assert_eq!(calls.load(Ordering::SeqCst), expected);
+        }
         stop.cancel();
-        assert!(calls.load(Ordering::SeqCst) >= 2);
+        settle().await;
+        tokio::time::advance(REFRESH_FLOOR * 10).await;
+        settle().await;
+        assert_eq!(calls.load(Ordering::SeqCst), 7);
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn refresher_waits_until_refresh_ahead_for_long_lived_credentials() {
+        let calls = Arc::new(AtomicU32::new(0));
+        let cache = CredentialCache::new(SharedCredentialsProvider::new(Counting {
+            calls: calls.clone(),
+            lifetime: Duration::from_secs(3600),
+        }));
+        cache.get().await.unwrap();
+        let stop = CancellationToken::new();
+        cache.spawn_refresher(stop.clone());
+        for _ in 0..1000 {
+            tokio::task::yield_now().await;
+        }
+        tokio::time::advance(Duration::from_secs(3000)).await;
+        for _ in 0..1000 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        stop.cancel();
     }
 }
