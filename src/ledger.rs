@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus::IntCounter;
 use serde::Serialize;
@@ -24,6 +24,9 @@ use crate::route::Operation;
 
 /// Records waiting to be written before new ones are dropped.
 pub const DEFAULT_QUEUE: usize = 65_536;
+/// The largest `--ledger-queue`: the queue's slots are allocated when it opens (about 32 bytes
+/// each), so a huge value would take the memory at start-up or abort.
+pub const MAX_QUEUE: usize = 16 * 1024 * 1024;
 
 /// Where the ledger goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,6 +63,9 @@ pub struct Record {
     pub latency: Duration,
     pub rate_card: Arc<str>,
 }
+
+/// How often a flush retries to queue its request while the queue is full.
+const FLUSH_POLL: Duration = Duration::from_millis(5);
 
 enum Message {
     Record(Box<Record>),
@@ -110,13 +116,28 @@ impl Ledger {
         self.reopen.store(true, Ordering::Relaxed);
     }
 
-    /// Waits (up to `timeout`) until everything queued so far is written and flushed.
+    /// Waits (up to `timeout`) until everything queued so far is written and flushed. The
+    /// whole wait is bounded, queueing the request included: a writer stuck on a stalled
+    /// stdout reader keeps the queue full, and shutdown must not hang on it.
     pub fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
         let (ack, done) = mpsc::channel();
-        if self.tx.send(Message::Flush(ack)).is_err() {
-            return false;
+        let mut message = Message::Flush(ack);
+        loop {
+            match self.tx.try_send(message) {
+                Ok(()) => break,
+                Err(TrySendError::Disconnected(_)) => return false,
+                Err(TrySendError::Full(m)) => {
+                    if Instant::now() >= deadline {
+                        return false;
+                    }
+                    message = m;
+                    std::thread::sleep(FLUSH_POLL);
+                }
+            }
         }
-        done.recv_timeout(timeout).is_ok()
+        done.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .is_ok()
     }
 }
 
@@ -347,6 +368,26 @@ mod tests {
         assert_eq!(usd_trimmed(1_500_000_000_000), "1.5");
         assert_eq!(usd_trimmed(0), "0");
         assert_eq!(usd_trimmed(10_000_000_000_000), "10");
+    }
+
+    #[test]
+    fn flush_gives_up_at_its_deadline_when_the_queue_stays_full() {
+        // A writer that never reads: the queue stays full, as it does when `--ledger -` is
+        // piped to a reader that stopped.
+        let dropped = IntCounter::new("d", "d").unwrap();
+        let (ledger, _stalled) = Ledger::channel(1, dropped);
+        ledger.record(record("a"));
+        let (done_tx, done_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let flushed = ledger.flush(Duration::from_millis(100));
+            let _ = done_tx.send((flushed, started.elapsed()));
+        });
+        let (flushed, took) = done_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("flush did not return: it waits on a full queue without a deadline");
+        assert!(!flushed);
+        assert!(took >= Duration::from_millis(100), "{took:?}");
     }
 
     #[test]
