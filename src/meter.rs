@@ -73,7 +73,8 @@ impl Drop for InFlight {
 
 /// A request on its way, recorded exactly once: by [`Pending::finish`], by the tap
 /// [`Pending::tap`] hands the response body, or — if it is dropped unrecorded because the
-/// client left while the proxy was still working — as status 499.
+/// client left while the proxy was still working — as status 499 (500 when a panic dropped
+/// it).
 pub struct Pending {
     inner: Option<Inner>,
 }
@@ -101,7 +102,14 @@ struct Inner {
 impl Drop for Pending {
     fn drop(&mut self) {
         if let Some(inner) = self.inner.take() {
-            let status = StatusCode::from_u16(CLIENT_CLOSED).unwrap_or(StatusCode::BAD_REQUEST);
+            // Dropped by a panic unwinding the task that held it: the handler answers the
+            // client 500 for a panicked exchange, so that is what is recorded. Otherwise
+            // the client left before any answer.
+            let status = if std::thread::panicking() {
+                StatusCode::INTERNAL_SERVER_ERROR
+            } else {
+                StatusCode::from_u16(CLIENT_CLOSED).unwrap_or(StatusCode::BAD_REQUEST)
+            };
             inner.record(status, None, StreamFacts::default());
         }
     }
@@ -438,5 +446,65 @@ fn stream_outcome(seen: StreamEnd, end: End, facts: &mut StreamFacts) -> Result<
             End::UpstreamError => Missing::UpstreamError,
             End::ClientGone => Missing::ClientGone,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meter() -> Arc<Meter> {
+        Arc::new(Meter {
+            metrics: Metrics::new().unwrap(),
+            labels: LabelGuard::new(10, 10),
+            ledger: None,
+        })
+    }
+
+    fn requests(meter: &Meter, status: &str) -> f64 {
+        let text = String::from_utf8(meter.metrics.render().unwrap()).unwrap();
+        crate::scrape::sum(
+            &crate::scrape::parse(&text),
+            "bedrock_requests_total",
+            &[("status", status)],
+        )
+    }
+
+    fn pending(meter: &Arc<Meter>) -> Pending {
+        let card = RateCard::parse("version = \"t\"\ncurrency = \"USD\"\n", "t.toml")
+            .unwrap()
+            .card;
+        let mut p = meter.begin(
+            Some("a"),
+            Operation::Converse,
+            Instant::now(),
+            Arc::new(card),
+        );
+        p.set_model(Some("amazon.nova-micro-v1:0".into()));
+        p
+    }
+
+    #[test]
+    fn dropped_by_the_client_leaving_is_recorded_499_once() {
+        let meter = meter();
+        drop(pending(&meter));
+        assert_eq!(requests(&meter, "499"), 1.0);
+        assert_eq!(requests(&meter, "500"), 0.0);
+        assert_eq!(meter.metrics.in_flight_total(), 0);
+    }
+
+    #[test]
+    fn dropped_by_a_panic_is_recorded_as_the_500_the_client_gets() {
+        let meter = meter();
+        let p = pending(&meter);
+        let panicked = std::thread::spawn(move || {
+            let _held = p;
+            panic!("a bug in the exchange");
+        })
+        .join();
+        assert!(panicked.is_err());
+        assert_eq!(requests(&meter, "500"), 1.0);
+        assert_eq!(requests(&meter, "499"), 0.0);
+        assert_eq!(meter.metrics.in_flight_total(), 0);
     }
 }
