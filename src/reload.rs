@@ -28,6 +28,7 @@ pub fn watch<F>(
 ) -> JoinHandle<()>
 where
     F: FnMut(&Path) + Send + 'static,
+    // Runs on the blocking pool (see below).
 {
     // The contents to compare with are taken now, not when the task first runs: a change made
     // right after start-up must count as a change.
@@ -47,7 +48,22 @@ where
             let now = tokio::fs::read(&path).await.ok();
             let changed = now.is_some() && now != last;
             if forced || changed {
-                reload(&path);
+                // Loading parses and validates a whole file (and may read it from a slow
+                // mount): the blocking pool's work, not a runtime worker's, which serves
+                // requests meanwhile.
+                let blocking_path = path.clone();
+                match tokio::task::spawn_blocking(move || {
+                    reload(&blocking_path);
+                    reload
+                })
+                .await
+                {
+                    Ok(r) => reload = r,
+                    Err(e) => {
+                        tracing::error!(file = %path.display(), "reloading stopped: the loader failed: {e}");
+                        return;
+                    }
+                }
                 if now.is_some() {
                     last = now;
                 }
@@ -68,7 +84,11 @@ mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
 
-    #[tokio::test]
+    const TICK: Duration = Duration::from_millis(20);
+
+    // Paused time: a sleep in the test lets the watcher run every tick that falls within it,
+    // each one finished (blocking reads and loads included) before the clock moves on.
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn reloads_on_change_only() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.toml");
@@ -76,27 +96,57 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let stop = CancellationToken::new();
         let s = seen.clone();
-        let task = watch(
-            path.clone(),
-            Duration::from_millis(20),
-            stop.clone(),
-            move |p| {
-                s.lock().unwrap().push(std::fs::read_to_string(p).unwrap());
-            },
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let task = watch(path.clone(), TICK, stop.clone(), move |p| {
+            s.lock().unwrap().push(std::fs::read_to_string(p).unwrap());
+        });
+        tokio::time::sleep(TICK * 10).await;
         assert!(seen.lock().unwrap().is_empty());
         // Replaced atomically, as editors and ConfigMap updates do.
         std::fs::write(dir.path().join("tmp"), "b").unwrap();
         std::fs::rename(dir.path().join("tmp"), &path).unwrap();
-        for _ in 0..100 {
-            if !seen.lock().unwrap().is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(TICK * 10).await;
         assert_eq!(*seen.lock().unwrap(), vec!["b".to_string()]);
+        stop.cancel();
+        task.await.unwrap();
+    }
+
+    /// The loader runs on the blocking pool: on a one-thread runtime, a loader that blocks
+    /// until the runtime's other task releases it would otherwise wait in vain.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_loader_does_not_block_the_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.toml");
+        std::fs::write(&path, "a").unwrap();
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let released = Arc::new(Mutex::new(None));
+        let r = released.clone();
+        let mut started_tx = Some(started_tx);
+        let stop = CancellationToken::new();
+        let task = watch(path.clone(), TICK, stop.clone(), move |_| {
+            if let Some(tx) = started_tx.take() {
+                let _ = tx.send(());
+                let got = release_rx.recv_timeout(Duration::from_secs(5)).is_ok();
+                *r.lock().unwrap() = Some(got);
+            }
+        });
+        std::fs::write(&path, "b").unwrap();
+        started_rx.await.unwrap();
+        release_tx.send(()).unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while released.lock().unwrap().is_none() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the loader never ended"
+            );
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            *released.lock().unwrap(),
+            Some(true),
+            "the loader blocked the runtime: the test could not release it"
+        );
         stop.cancel();
         task.await.unwrap();
     }
