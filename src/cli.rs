@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -119,7 +120,7 @@ pub struct ServeArgs {
     #[arg(long, env = "BEDROCK_METER_LEDGER", value_name = "FILE|-")]
     pub ledger: Option<String>,
     /// Ledger lines queued for writing before new ones are dropped (and counted).
-    #[arg(long, env = "BEDROCK_METER_LEDGER_QUEUE", default_value_t = crate::ledger::DEFAULT_QUEUE)]
+    #[arg(long, env = "BEDROCK_METER_LEDGER_QUEUE", default_value_t = crate::ledger::DEFAULT_QUEUE, value_parser = ledger_queue)]
     pub ledger_queue: usize,
     /// Add `x-bedrock-meter-cost-usd` (the call's cost in USD) to metered non-streaming
     /// responses.
@@ -136,54 +137,54 @@ pub struct ServeArgs {
     pub max_models: usize,
     /// Requests in flight at once; past it the proxy answers 429 ThrottlingException (SDKs back
     /// off and retry) instead of queueing without bound. 0: no limit.
-    #[arg(long, env = "BEDROCK_METER_MAX_IN_FLIGHT", default_value_t = crate::server::DEFAULT_MAX_IN_FLIGHT)]
+    #[arg(long, env = "BEDROCK_METER_MAX_IN_FLIGHT", default_value_t = crate::server::DEFAULT_MAX_IN_FLIGHT, value_parser = max_in_flight)]
     pub max_in_flight: usize,
     /// Seconds a response body may go without a byte from the upstream (between stream frames).
     #[arg(
         long,
         env = "BEDROCK_METER_UPSTREAM_IDLE_TIMEOUT",
-        default_value_t = 60.0
+        default_value = "60", value_parser = seconds
     )]
-    pub upstream_idle_timeout: f64,
+    pub upstream_idle_timeout: Duration,
     /// Seconds a client gets to send its request headers (HTTP/1.1).
     #[arg(
         long,
         env = "BEDROCK_METER_CLIENT_HEADER_TIMEOUT",
-        default_value_t = 10.0
+        default_value = "10", value_parser = seconds
     )]
-    pub client_header_timeout: f64,
+    pub client_header_timeout: Duration,
     /// Seconds a client gets to send its whole request body.
     #[arg(
         long,
         env = "BEDROCK_METER_CLIENT_BODY_TIMEOUT",
-        default_value_t = 60.0
+        default_value = "60", value_parser = seconds
     )]
-    pub client_body_timeout: f64,
+    pub client_body_timeout: Duration,
     /// Seconds a response is still read after its client left, to catch the usage Bedrock
     /// already sent (0: stop at once).
-    #[arg(long, env = "BEDROCK_METER_ABANDONED_GRACE", default_value_t = 2.0)]
-    pub abandoned_grace: f64,
+    #[arg(long, env = "BEDROCK_METER_ABANDONED_GRACE", default_value = "2", value_parser = seconds_or_zero)]
+    pub abandoned_grace: Duration,
     /// On SIGTERM: seconds /readyz answers 503 while requests are still accepted, so a load
     /// balancer stops sending new ones.
-    #[arg(long, env = "BEDROCK_METER_SHUTDOWN_DELAY", default_value_t = 0.0)]
-    pub shutdown_delay: f64,
+    #[arg(long, env = "BEDROCK_METER_SHUTDOWN_DELAY", default_value = "0", value_parser = seconds_or_zero)]
+    pub shutdown_delay: Duration,
     /// On SIGTERM: seconds open requests and streams get to finish before they are closed.
-    #[arg(long, env = "BEDROCK_METER_DRAIN_TIMEOUT", default_value_t = 30.0)]
-    pub drain_timeout: f64,
+    #[arg(long, env = "BEDROCK_METER_DRAIN_TIMEOUT", default_value = "30", value_parser = seconds_or_zero)]
+    pub drain_timeout: Duration,
     /// Seconds to wait for a TCP connection to the upstream.
-    #[arg(long, env = "BEDROCK_METER_CONNECT_TIMEOUT", default_value_t = 5.0)]
-    pub connect_timeout: f64,
+    #[arg(long, env = "BEDROCK_METER_CONNECT_TIMEOUT", default_value = "5", value_parser = seconds)]
+    pub connect_timeout: Duration,
     /// Seconds to wait for the upstream's response headers (non-streaming calls generate the
     /// whole answer first, so this must cover the slowest model call).
-    #[arg(long, env = "BEDROCK_METER_UPSTREAM_TIMEOUT", default_value_t = 300.0)]
-    pub upstream_timeout: f64,
+    #[arg(long, env = "BEDROCK_METER_UPSTREAM_TIMEOUT", default_value = "300", value_parser = seconds)]
+    pub upstream_timeout: Duration,
 }
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
     /// Stop after this many seconds (default: run until Ctrl-C).
-    #[arg(long)]
-    pub duration: Option<f64>,
+    #[arg(long, value_parser = seconds_or_zero)]
+    pub duration: Option<Duration>,
     /// Rate card file.
     #[arg(
         long,
@@ -205,8 +206,8 @@ pub struct EstimateArgs {
     /// Characters of prompt text; estimated as one token per 4 characters, rounded up.
     #[arg(long)]
     pub input_chars: u64,
-    /// Output tokens expected; the call's maxTokens caps the real number [default: equal to
-    /// the input estimate].
+    /// Output tokens expected (the call's maxTokens gives an upper bound) [default: 0, only the
+    /// input is estimated].
     #[arg(long)]
     pub output_tokens: Option<u64>,
     /// AWS Region the call would be made in (some models are priced by Region).
@@ -230,4 +231,105 @@ pub struct EstimateArgs {
 fn parse_tier(s: &str) -> Result<crate::pricing::Tier, String> {
     crate::pricing::Tier::parse(s)
         .ok_or_else(|| format!("{s:?} is not a service tier (default, priority, flex, reserved)"))
+}
+
+/// The longest duration any flag takes: a year. Deadlines are computed as now + duration, and
+/// a bound keeps that arithmetic from overflowing.
+pub const MAX_SECONDS: u64 = 365 * 24 * 60 * 60;
+
+/// A positive number of seconds, at most [`MAX_SECONDS`].
+pub fn seconds(s: &str) -> Result<Duration, String> {
+    match seconds_or_zero(s)? {
+        Duration::ZERO => Err("must be a positive number of seconds".into()),
+        d => Ok(d),
+    }
+}
+
+/// A number of seconds, 0 or more, at most [`MAX_SECONDS`].
+pub fn seconds_or_zero(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(0.0..=MAX_SECONDS as f64).contains(&v) {
+        return Err(format!(
+            "must be between 0 and {MAX_SECONDS} seconds (a year)"
+        ));
+    }
+    Duration::try_from_secs_f64(v).map_err(|e| e.to_string())
+}
+
+/// `--max-in-flight`: what a semaphore can hold.
+fn max_in_flight(s: &str) -> Result<usize, String> {
+    let n: usize = s.parse().map_err(|e| format!("{e}"))?;
+    if n > crate::server::MAX_IN_FLIGHT {
+        return Err(format!("must be at most {}", crate::server::MAX_IN_FLIGHT));
+    }
+    Ok(n)
+}
+
+/// `--ledger-queue`: its slots are allocated up front, so it is bounded.
+fn ledger_queue(s: &str) -> Result<usize, String> {
+    let n: usize = s.parse().map_err(|e| format!("{e}"))?;
+    if !(1..=crate::ledger::MAX_QUEUE).contains(&n) {
+        return Err(format!(
+            "must be between 1 and {}",
+            crate::ledger::MAX_QUEUE
+        ));
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(seconds("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(seconds_or_zero("0"), Ok(Duration::ZERO));
+        assert_eq!(
+            seconds_or_zero("31536000"),
+            Ok(Duration::from_secs(MAX_SECONDS))
+        );
+        assert_eq!(
+            seconds("0"),
+            Err("must be a positive number of seconds".into())
+        );
+        for bad in ["1e300", "31536001", "-1", "inf", "NaN"] {
+            assert_eq!(
+                seconds_or_zero(bad),
+                Err("must be between 0 and 31536000 seconds (a year)".into()),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            seconds("soon"),
+            Err("\"soon\" is not a number of seconds".into())
+        );
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(max_in_flight("0"), Ok(0));
+        assert_eq!(
+            max_in_flight(&usize::MAX.to_string()),
+            Err(format!("must be at most {}", crate::server::MAX_IN_FLIGHT))
+        );
+        assert_eq!(ledger_queue("1"), Ok(1));
+        assert_eq!(
+            ledger_queue("0"),
+            Err(format!(
+                "must be between 1 and {}",
+                crate::ledger::MAX_QUEUE
+            ))
+        );
+        assert_eq!(
+            ledger_queue("18446744073709551615"),
+            Err(format!(
+                "must be between 1 and {}",
+                crate::ledger::MAX_QUEUE
+            ))
+        );
+    }
 }

@@ -226,10 +226,7 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     let card = RateCard::load(&args.rates)?.card;
     // Drift from a third to two thirds of a bounded run; else from 20 s to 60 s.
     let drift = match args.duration {
-        Some(d) => {
-            let d = Duration::from_secs_f64(d.max(0.0));
-            (d / 3, d * 2 / 3)
-        }
+        Some(d) => (d / 3, d * 2 / 3),
         None => (Duration::from_secs(20), Duration::from_secs(60)),
     };
     let mut demo = Demo::start(card, args.admin_listen, drift).await?;
@@ -241,9 +238,7 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         demo.proxy.admin_url()
     );
     println!("{header}");
-    let deadline = args
-        .duration
-        .map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));
+    let deadline = args.duration.map(|d| Instant::now() + d);
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     tick.tick().await;
     loop {

@@ -2,7 +2,6 @@
 //! starts the chosen job. The only place that chooses an exit code.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region};
 use clap::Parser;
@@ -204,45 +203,6 @@ async fn serve(args: ServeArgs) -> ExitCode {
     {
         return config_error(format!("--region {region:?} is not an AWS Region id"));
     }
-    let seconds = |name: &str, v: f64, zero_ok: bool| {
-        if v.is_finite() && (v > 0.0 || (zero_ok && v == 0.0)) {
-            Ok(Duration::from_secs_f64(v))
-        } else if zero_ok {
-            Err(format!("{name} must be a number of seconds, 0 or more"))
-        } else {
-            Err(format!("{name} must be a positive number of seconds"))
-        }
-    };
-    let durations = [
-        seconds("--connect-timeout", args.connect_timeout, false),
-        seconds("--upstream-timeout", args.upstream_timeout, false),
-        seconds("--upstream-idle-timeout", args.upstream_idle_timeout, false),
-        seconds("--client-header-timeout", args.client_header_timeout, false),
-        seconds("--client-body-timeout", args.client_body_timeout, false),
-        seconds("--abandoned-grace", args.abandoned_grace, true),
-        seconds("--shutdown-delay", args.shutdown_delay, true),
-        seconds("--drain-timeout", args.drain_timeout, true),
-    ];
-    let mut valid = Vec::with_capacity(durations.len());
-    for d in durations {
-        match d {
-            Ok(d) => valid.push(d),
-            Err(e) => return config_error(e),
-        }
-    }
-    let [
-        connect_timeout,
-        upstream_timeout,
-        upstream_idle_timeout,
-        client_header_timeout,
-        client_body_timeout,
-        abandoned_grace,
-        shutdown_delay,
-        drain_timeout,
-    ] = valid[..]
-    else {
-        return config_error("internal: durations".into());
-    };
     // The loader's region only steers credential providers (STS for web identity, SSO); an
     // explicit one also keeps it from probing the instance metadata service at start-up.
     let sdk_config = aws_config::defaults(BehaviorVersion::latest())
@@ -273,13 +233,13 @@ async fn serve(args: ServeArgs) -> ExitCode {
     config.max_body = args.max_body;
     config.max_apps = args.max_apps;
     config.max_models = args.max_models;
-    config.connect_timeout = connect_timeout;
-    config.upstream_timeout = upstream_timeout;
-    config.upstream_idle_timeout = upstream_idle_timeout;
-    config.client_header_timeout = client_header_timeout;
-    config.client_body_timeout = client_body_timeout;
-    config.abandoned_grace = abandoned_grace;
-    config.drain_timeout = drain_timeout;
+    config.connect_timeout = args.connect_timeout;
+    config.upstream_timeout = args.upstream_timeout;
+    config.upstream_idle_timeout = args.upstream_idle_timeout;
+    config.client_header_timeout = args.client_header_timeout;
+    config.client_body_timeout = args.client_body_timeout;
+    config.abandoned_grace = args.abandoned_grace;
+    config.drain_timeout = args.drain_timeout;
     config.max_in_flight = args.max_in_flight;
     let running = match server::start(config).await {
         Ok(r) => r,
@@ -293,9 +253,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
     shutdown_signal().await;
     eprintln!(
         "bedrock-meter: shutting down (unready now; draining up to {:?})",
-        shutdown_delay + drain_timeout
+        args.shutdown_delay + args.drain_timeout
     );
-    running.shutdown_after(shutdown_delay).await;
+    running.shutdown_after(args.shutdown_delay).await;
     eprintln!("bedrock-meter: stopped");
     ExitCode::SUCCESS
 }

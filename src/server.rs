@@ -101,6 +101,8 @@ impl ProxyConfig {
 
 /// Requests in flight before the proxy answers 429 itself.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 4096;
+/// The largest `--max-in-flight`: what a semaphore can count.
+pub const MAX_IN_FLIGHT: usize = tokio::sync::Semaphore::MAX_PERMITS;
 
 /// Bedrock's own request size limit.
 pub const DEFAULT_MAX_BODY: usize = 25 * 1024 * 1024;
@@ -118,6 +120,8 @@ pub enum StartError {
     Ledger(std::io::Error),
     #[error("TLS set-up failed: {0}")]
     Tls(#[from] rustls::Error),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// A running proxy. Dropping it does not stop it; call [`Running::shutdown`].
@@ -172,6 +176,19 @@ impl Running {
 }
 
 pub async fn start(config: ProxyConfig) -> Result<Running, StartError> {
+    // The command line bounds these already; a caller building the config in code gets the
+    // same refusal rather than a panic.
+    if config.max_in_flight > MAX_IN_FLIGHT {
+        return Err(StartError::Invalid(format!(
+            "max_in_flight must be at most {MAX_IN_FLIGHT}"
+        )));
+    }
+    if !(1..=ledger::MAX_QUEUE).contains(&config.ledger_queue) {
+        return Err(StartError::Invalid(format!(
+            "ledger_queue must be between 1 and {}",
+            ledger::MAX_QUEUE
+        )));
+    }
     let bind = |addr: SocketAddr| async move {
         TcpListener::bind(addr)
             .await
