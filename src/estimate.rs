@@ -140,4 +140,32 @@ mod tests {
             Err(EstimateError::Unpriced(_))
         ));
     }
+
+    /// Without `--output-tokens` only the input is priced (the help, docs/cli.md and the code
+    /// say the same), and the output line says so.
+    #[test]
+    fn without_output_tokens_only_the_input_is_estimated() {
+        let card = RateCard::parse(CARD, "c").unwrap().card;
+        let a = args("amazon.nova-micro-v1:0", 4_000, None, 1);
+        let e = estimate(&card, &a).unwrap();
+        assert_eq!((e.input_tokens, e.output_tokens), (1_000, 0));
+        assert_eq!(e.output_pico, 0);
+        assert_eq!(e.per_call(), 1_000 * 35_000);
+        let text = render(&card, &a, &e);
+        assert!(
+            text.contains("output   not estimated: pass --output-tokens"),
+            "{text}"
+        );
+        assert!(text.contains("per call $0.000035\n"), "{text}");
+        // The help says the same as the code.
+        let help = <crate::cli::Cli as clap::CommandFactory>::command()
+            .find_subcommand_mut("estimate")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(
+            help.contains("[default: 0, only the input is estimated]"),
+            "{help}"
+        );
+    }
 }
