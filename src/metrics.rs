@@ -12,7 +12,7 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use dashmap::DashMap;
 use prometheus::{
@@ -86,12 +86,31 @@ pub struct RequestSeries {
 
 type RequestKey = (Arc<str>, Arc<str>, Operation, u16);
 
+/// Cost so far of one (app, model), per token type, in pico-dollars. 128 bits: a 64-bit sum
+/// wraps at about $18.4M, which Prometheus would read as a counter reset; 128 bits never
+/// does. No 128-bit atomic is stable, so the sums sit behind a lock taken once per priced
+/// request, with nothing else done under it.
 #[derive(Default)]
 struct CostCell {
-    pico: [AtomicU64; 4],
+    pico: Mutex<[u128; 4]>,
     /// Set once a priced request was recorded; unpriced pairs export no cost series at all,
     /// so an unknown model never shows up as costing $0.
     priced: AtomicBool,
+}
+
+impl CostCell {
+    fn add(&self, cost: &Cost) {
+        let mut sums = self.pico.lock().unwrap_or_else(PoisonError::into_inner);
+        for t in TokenType::ALL {
+            sums[t as usize] += u128::from(cost.get(t));
+        }
+        drop(sums);
+        self.priced.store(true, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> [u128; 4] {
+        *self.pico.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// A histogram of token counts (integers). Per-bucket counts, made cumulative when rendered;
@@ -457,10 +476,7 @@ impl Metrics {
         series.output_tokens.observe(usage.output);
         series.input_tokens.observe(usage.prompt_total());
         if let Some(cost) = cost {
-            for t in TokenType::ALL {
-                series.cost.pico[t as usize].fetch_add(cost.get(t), Ordering::Relaxed);
-            }
-            series.cost.priced.store(true, Ordering::Relaxed);
+            series.cost.add(cost);
         }
     }
 
@@ -703,8 +719,9 @@ impl Exposition {
                         continue;
                     }
                     self.header(out, COST, "counter");
+                    let sums = s.cost.get();
                     for t in TokenType::ALL {
-                        let pico = s.cost.pico[t as usize].load(Ordering::Relaxed);
+                        let pico = sums[t as usize];
                         let _ = writeln!(
                             out,
                             "{}{},type=\"{}\"}} {}",
@@ -781,6 +798,28 @@ mod tests {
             text.contains(
                 r#"bedrock_requests_total{app="a",model="m1",operation="Converse",status="200"} 1"#
             ),
+            "{text}"
+        );
+    }
+
+    /// Past $18.4M of one type for one (app, model), a 64-bit pico-dollar sum would wrap
+    /// and Prometheus would see a counter reset.
+    #[test]
+    fn cost_sums_do_not_wrap() {
+        let m = Metrics::new().unwrap();
+        let (app, model): (Arc<str>, Arc<str>) = ("a".into(), "m".into());
+        let s = m.series(&app, &model);
+        // Three requests of $10M of output each: $30M.
+        let cost = Cost {
+            output: 10_000_000 * 1_000_000_000_000,
+            ..Default::default()
+        };
+        for _ in 0..3 {
+            m.usage(&s, &Usage::default(), Some(&cost));
+        }
+        let text = String::from_utf8(m.render().unwrap()).unwrap();
+        assert!(
+            text.contains(r#"bedrock_cost_usd_total{app="a",model="m",type="output"} 30000000"#),
             "{text}"
         );
     }

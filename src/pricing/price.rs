@@ -117,7 +117,7 @@ pub fn price(usage: &Usage, rates: &Rates) -> Cost {
 const PICO_PER_USD: u64 = 1_000_000_000_000;
 
 /// Pico-dollars as USD, for Prometheus and people.
-pub fn pico_to_usd(pico: u64) -> f64 {
+pub fn pico_to_usd(pico: u128) -> f64 {
     pico as f64 / 1e12
 }
 
