@@ -15,7 +15,7 @@ use crate::aws_error::{aws_error, error_chain};
 use crate::forward::credentials::CredentialCache;
 use crate::forward::upstream::{Upstream, UpstreamClient};
 use crate::forward::{strip_hop_by_hop, upstream_request};
-use crate::guard::{Guarded, Idle};
+use crate::guard::{Guarded, Idle, IdleTimeout};
 use crate::identify::{self, AuthFailure, KeyStore, UNAUTHENTICATED, Verdict};
 use crate::ledger::usd_trimmed;
 use crate::listener::BoxError;
@@ -294,16 +294,18 @@ async fn exchange(
 /// A Converse answer arrives whole right after its headers (the model has finished), so it is
 /// read whole: the usage in it is then known before the client gets the headers, and can be
 /// told in `x-bedrock-meter-cost-usd`. Bounded by [`MAX_JSON_COPY`]; a larger body is passed
-/// on as it comes, without the header.
+/// on as it comes, without the header. The upstream idle timeout applies between pieces, as
+/// for every response body: a slow but live answer is read to its end.
 async fn converse_whole(
     state: &State,
     mut pending: Pending,
     mut head: http::response::Parts,
-    mut body: Incoming,
+    body: Incoming,
     permit: Option<OwnedSemaphorePermit>,
 ) -> Response<ProxyBody> {
+    let mut body = Idle::new(body, state.upstream_idle_timeout);
     let mut buf = BytesMut::new();
-    let read = tokio::time::timeout(state.upstream_idle_timeout, async {
+    let read = async {
         while let Some(frame) = body.frame().await {
             if let Ok(data) = frame?.into_data() {
                 buf.extend_from_slice(&data);
@@ -312,12 +314,12 @@ async fn converse_whole(
                 }
             }
         }
-        Ok::<bool, hyper::Error>(true)
-    })
+        Ok::<bool, BoxError>(true)
+    }
     .await;
     let parsed = Instant::now();
     match read {
-        Ok(Ok(true)) => {
+        Ok(true) => {
             let bytes = buf.freeze();
             let outcome = usage::converse(&bytes).map(|(u, served)| {
                 pending.set_served(served);
@@ -335,17 +337,19 @@ async fn converse_whole(
                     .boxed_unsync(),
             )
         }
-        Ok(Ok(false)) => {
+        Ok(false) => {
             let tap = pending.tap(head.status, Source::Known(Err(Missing::TooLarge)));
             let body = Prefixed {
                 prefix: Some(buf.freeze()),
                 rest: body,
             };
-            let body = TapBody::new(Idle::new(body, state.upstream_idle_timeout), tap);
+            let body = TapBody::new(body, tap);
             Response::from_parts(head, guard(state, body, permit))
         }
-        Ok(Err(e)) => ProxyError::BrokenBody(error_chain(&e)).respond_missing(pending),
-        Err(_) => ProxyError::Timeout(state.upstream_idle_timeout).respond_missing(pending),
+        Err(e) if e.is::<IdleTimeout>() => {
+            ProxyError::Timeout(state.upstream_idle_timeout).respond_missing(pending)
+        }
+        Err(e) => ProxyError::BrokenBody(error_chain(&*e)).respond_missing(pending),
     }
 }
 
@@ -371,19 +375,22 @@ fn add_cost_header(state: &State, pending: &Pending, usage: &Usage, headers: &mu
 }
 
 /// A body that yields `prefix` first, then the rest of an upstream body.
-struct Prefixed {
+struct Prefixed<B> {
     prefix: Option<Bytes>,
-    rest: Incoming,
+    rest: B,
 }
 
-impl hyper::body::Body for Prefixed {
+impl<B> hyper::body::Body for Prefixed<B>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+{
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = B::Error;
 
     fn poll_frame(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, B::Error>>> {
         let this = self.get_mut();
         if let Some(prefix) = this.prefix.take() {
             return std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(prefix))));

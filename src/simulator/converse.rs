@@ -1,5 +1,6 @@
 //! Converse and ConverseStream answers, shaped as the Bedrock service model defines them.
 
+use bytes::Bytes;
 use http::{HeaderValue, Response, header};
 use serde_json::{Value, json};
 
@@ -21,8 +22,35 @@ pub fn converse(call: &Call) -> Response<SimBody> {
         "metrics": {"latencyMs": call.latency_ms(0)},
     });
     add_tier(&mut answer, call);
-    call.record_usage();
-    json_response(&answer)
+    let pacing = call.pacing();
+    if pacing.ttft.is_zero() && pacing.gap.is_zero() {
+        call.record_usage();
+        return json_response(&answer);
+    }
+    // Paced: the JSON goes out in `chunks` pieces, `ttft_ms` before the first and `gap_ms`
+    // before each later one, as a slow connection would deliver it.
+    let text = answer.to_string();
+    let pieces = usize::try_from(call.directive.chunks())
+        .unwrap_or(usize::MAX)
+        .max(1);
+    let size = text.len().div_ceil(pieces).max(1);
+    let deltas = text
+        .as_bytes()
+        .chunks(size)
+        .map(Bytes::copy_from_slice)
+        .collect();
+    let script = Script {
+        preamble: Vec::new(),
+        deltas,
+        tail: Vec::new(),
+    };
+    let (body, _) = eventstream::spawn(script, pacing, None, call.usage_recorder());
+    let mut response = Response::new(body);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 pub fn converse_stream(call: &Call) -> Result<Response<SimBody>, EncodeError> {
