@@ -36,7 +36,7 @@ pub enum LogFormat {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the metering proxy.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run the built-in Bedrock Runtime simulator (no AWS account needed).
     Simulate {
         #[arg(

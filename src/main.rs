@@ -36,7 +36,7 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve(args).await,
+            Command::Serve(args) => serve(*args).await,
             Command::Simulate { listen } => match simulator::run(listen).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(format!("simulator: {e}")),
