@@ -129,6 +129,10 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes (Bedrock's own limit is 25 MB).
     #[arg(long, env = "BEDROCK_METER_MAX_BODY", default_value_t = crate::server::DEFAULT_MAX_BODY)]
     pub max_body: usize,
+    /// Bytes of request and response bodies held in memory at once, across all requests; past
+    /// it new requests get 503 ServiceUnavailableException (SDKs retry). 0: no limit.
+    #[arg(long, env = "BEDROCK_METER_MAX_BUFFERED_BYTES", default_value_t = crate::budget::DEFAULT_MAX_BUFFERED)]
+    pub max_buffered_bytes: usize,
     /// Distinct `app` label values before new ones fold into `other`.
     #[arg(long, env = "BEDROCK_METER_MAX_APPS", default_value_t = 200)]
     pub max_apps: usize,

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod aws_error;
+pub mod budget;
 pub mod civil;
 pub mod cli;
 pub mod demo;

@@ -231,6 +231,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     config.admin_listen = args.admin_listen;
     config.region = args.region;
     config.max_body = args.max_body;
+    config.max_buffered = args.max_buffered_bytes;
     config.max_apps = args.max_apps;
     config.max_models = args.max_models;
     config.connect_timeout = args.connect_timeout;

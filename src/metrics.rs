@@ -233,6 +233,8 @@ pub struct Metrics {
     service_tier: IntCounterVec,
     pricing_anomalies: IntCounterVec,
     proxy_throttled: IntCounter,
+    buffer_full: IntCounter,
+    buffered_bytes: IntGauge,
     series: DashMap<(Arc<str>, Arc<str>), Arc<Series>>,
     request_series: DashMap<RequestKey, Arc<RequestSeries>>,
     /// Every `Series` and `RequestSeries`, in creation order, for rendering.
@@ -353,6 +355,16 @@ impl Metrics {
             "Requests the proxy itself answered with 429 because --max-in-flight requests were already in flight.",
         )?;
         registry.register(Box::new(proxy_throttled.clone()))?;
+        let buffer_full = IntCounter::new(
+            "bedrock_proxy_buffer_full_total",
+            "Requests the proxy itself answered with 503 because the bodies it holds in memory reached --max-buffered-bytes.",
+        )?;
+        registry.register(Box::new(buffer_full.clone()))?;
+        let buffered_bytes = IntGauge::new(
+            "bedrock_proxy_buffered_bytes",
+            "Bytes of request and response bodies the proxy holds in memory now, counted against --max-buffered-bytes.",
+        )?;
+        registry.register(Box::new(buffered_bytes.clone()))?;
         let pricing_anomalies = counter(
             "bedrock_pricing_anomalies_total",
             "Metered requests priced with a fallback: cache tokens on a model the card says does not cache, a tier or latency-optimized call the card has no price for.",
@@ -385,6 +397,8 @@ impl Metrics {
             service_tier,
             pricing_anomalies,
             proxy_throttled,
+            buffer_full,
+            buffered_bytes,
             series: DashMap::new(),
             request_series: DashMap::new(),
             rendered: Mutex::new(Rendered::default()),
@@ -573,6 +587,15 @@ impl Metrics {
 
     pub fn proxy_throttled(&self) {
         self.proxy_throttled.inc();
+    }
+
+    pub fn buffer_full(&self) {
+        self.buffer_full.inc();
+    }
+
+    /// The gauge the byte budget keeps current.
+    pub fn buffered_bytes(&self) -> IntGauge {
+        self.buffered_bytes.clone()
     }
 
     pub fn pricing_anomaly(&self, model: &str, reason: &'static str) {

@@ -7,11 +7,12 @@ use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, Request, Response, StatusCode, header, request::Parts};
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::aws_error::{aws_error, error_chain};
+use crate::budget::{ByteBudget, Held, HeldBody};
 use crate::forward::credentials::CredentialCache;
 use crate::forward::upstream::{Upstream, UpstreamClient};
 use crate::forward::{strip_hop_by_hop, upstream_request};
@@ -47,6 +48,8 @@ pub struct State {
     /// Region used when the client's signature names none.
     pub region: Option<String>,
     pub max_body: usize,
+    /// Bodies held in memory at once, across requests (`--max-buffered-bytes`).
+    pub buffers: Arc<ByteBudget>,
     /// Longest wait for the upstream's response headers.
     pub upstream_timeout: Duration,
     /// Add `x-bedrock-meter-cost-usd` to metered non-streaming responses.
@@ -91,6 +94,10 @@ enum ProxyError {
     #[error("too many requests in flight through bedrock-meter (limit {0}); retry with backoff")]
     Busy(usize),
     #[error(
+        "bedrock-meter holds its limit of {0} bytes of request and response bodies (--max-buffered-bytes); retry with backoff"
+    )]
+    BuffersFull(usize),
+    #[error(
         "cannot tell which AWS Region to call: sign the request with SigV4 or start bedrock-meter with --region"
     )]
     NoRegion,
@@ -114,6 +121,10 @@ impl ProxyError {
             ProxyError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "ValidationException"),
             ProxyError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "RequestTimeoutException"),
             ProxyError::Busy(_) => (StatusCode::TOO_MANY_REQUESTS, "ThrottlingException"),
+            ProxyError::BuffersFull(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailableException",
+            ),
             ProxyError::BodyRead(_) | ProxyError::NoRegion | ProxyError::BadRegion(_) => {
                 (StatusCode::BAD_REQUEST, "ValidationException")
             }
@@ -194,9 +205,14 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
 
     // The proxy's own time: everything but the waits for the client's body and the upstream.
     let mut overhead = start.elapsed();
-    let body = match read_body(&parts, body, state.max_body, state.client_body_timeout).await {
+    let (body, held) = match read_body(&parts, body, &state).await {
         Ok(b) => b,
-        Err(e) => return e.respond(pending),
+        Err(e) => {
+            if matches!(e, ProxyError::BuffersFull(_)) {
+                state.meter.metrics.buffer_full();
+            }
+            return e.respond(pending);
+        }
     };
     let body_started = Instant::now();
     // Hashed once: for the client's signature (keys mode) and for the proxy's own.
@@ -222,7 +238,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
     // From here on the call is Bedrock's to bill: it runs to completion and is metered even if
     // the client leaves meanwhile, so the exchange is a task of its own rather than part of
     // this future, which hyper drops when the client goes.
-    match tokio::spawn(exchange(state, pending, request, permit)).await {
+    match tokio::spawn(exchange(state, pending, request, held, permit)).await {
         Ok(response) => response,
         Err(e) => {
             tracing::warn!("exchange task failed: {e}");
@@ -241,6 +257,7 @@ async fn exchange(
     state: Arc<State>,
     mut pending: Pending,
     request: Request<Full<Bytes>>,
+    request_held: Held,
     permit: Option<OwnedSemaphorePermit>,
 ) -> Response<ProxyBody> {
     let response =
@@ -249,6 +266,8 @@ async fn exchange(
             Ok(Err(e)) => return ProxyError::Unreachable(error_chain(&e)).respond(pending),
             Ok(Ok(r)) => r,
         };
+    // The request body has been sent: its bytes are no longer held.
+    drop(request_held);
     let received = Instant::now();
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers);
@@ -305,9 +324,12 @@ async fn converse_whole(
 ) -> Response<ProxyBody> {
     let mut body = Idle::new(body, state.upstream_idle_timeout);
     let mut buf = BytesMut::new();
+    // Billed already, so never refused: its bytes overdraw the budget if they must.
+    let mut held = state.buffers.empty();
     let read = async {
         while let Some(frame) = body.frame().await {
             if let Ok(data) = frame?.into_data() {
+                held.force_grow(data.len());
                 buf.extend_from_slice(&data);
                 if buf.len() > MAX_JSON_COPY {
                     return Ok(false);
@@ -332,7 +354,7 @@ async fn converse_whole(
             pending.finish(head.status, Some(outcome));
             Response::from_parts(
                 head,
-                Full::new(bytes)
+                HeldBody::new(Full::new(bytes), held)
                     .map_err(|never| match never {})
                     .boxed_unsync(),
             )
@@ -343,7 +365,7 @@ async fn converse_whole(
                 prefix: Some(buf.freeze()),
                 rest: body,
             };
-            let body = TapBody::new(body, tap);
+            let body = TapBody::new(HeldBody::new(body, held), tap);
             Response::from_parts(head, guard(state, body, permit))
         }
         Err(e) if e.is::<IdleTimeout>() => {
@@ -408,13 +430,15 @@ fn refuse(state: &State, failure: AuthFailure, pending: Pending) -> Response<Pro
     ProxyError::Auth(failure).respond(pending)
 }
 
-/// Reads the whole request body (it must be hashed for the signature), within the limit.
+/// Reads the whole request body (it must be hashed for the signature), within `--max-body`,
+/// `--client-body-timeout` and the byte budget. The declared length is taken from the budget
+/// before a byte is read, so a request that cannot fit is refused at once.
 async fn read_body(
     parts: &Parts,
-    body: Incoming,
-    max: usize,
-    timeout: Duration,
-) -> Result<Bytes, ProxyError> {
+    mut body: Incoming,
+    state: &State,
+) -> Result<(Bytes, Held), ProxyError> {
+    let max = state.max_body;
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -423,14 +447,43 @@ async fn read_body(
     if declared.is_some_and(|n| n > max as u64) {
         return Err(ProxyError::TooLarge(max));
     }
-    let collected = tokio::time::timeout(timeout, Limited::new(body, max).collect())
+    let declared = declared.map_or(0, |n| usize::try_from(n).unwrap_or(max));
+    let full = || ProxyError::BuffersFull(state.buffers.limit());
+    let mut held = state.buffers.try_take(declared).ok_or_else(full)?;
+    let read = async {
+        // A body in one piece (the usual case) is kept as it came, without a copy.
+        let mut first: Option<Bytes> = None;
+        let mut rest = BytesMut::new();
+        let mut len = 0usize;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| ProxyError::BodyRead(e.to_string()))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            len += data.len();
+            if len > max {
+                return Err(ProxyError::TooLarge(max));
+            }
+            if len > held.bytes() && !held.try_grow(len - held.bytes()) {
+                return Err(full());
+            }
+            match first.take() {
+                None if rest.is_empty() => first = Some(data),
+                previous => {
+                    if let Some(p) = previous {
+                        rest.reserve(declared.max(len).saturating_sub(p.len()));
+                        rest.extend_from_slice(&p);
+                    }
+                    rest.extend_from_slice(&data);
+                }
+            }
+        }
+        Ok(first.unwrap_or_else(|| rest.freeze()))
+    };
+    let bytes = tokio::time::timeout(state.client_body_timeout, read)
         .await
-        .map_err(|_| ProxyError::BodyTimeout(timeout))?;
-    match collected {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ProxyError::TooLarge(max)),
-        Err(e) => Err(ProxyError::BodyRead(e.to_string())),
-    }
+        .map_err(|_| ProxyError::BodyTimeout(state.client_body_timeout))??;
+    Ok((bytes, held))
 }
 
 /// Works out where the request goes and signs it for there.

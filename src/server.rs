@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, Admin};
+use crate::budget::ByteBudget;
 use crate::forward::credentials::CredentialCache;
 use crate::forward::upstream::{self, Upstream};
 use crate::identify::{KeyStore, Keys};
@@ -57,6 +58,8 @@ pub struct ProxyConfig {
     pub reload_interval: Duration,
     pub credentials: SharedCredentialsProvider,
     pub max_body: usize,
+    /// Bytes of bodies held in memory at once, across requests (0: no limit).
+    pub max_buffered: usize,
     pub max_apps: usize,
     pub max_models: usize,
     pub connect_timeout: Duration,
@@ -91,6 +94,7 @@ impl ProxyConfig {
             drain_timeout: Duration::from_secs(30),
             credentials,
             max_body: DEFAULT_MAX_BODY,
+            max_buffered: crate::budget::DEFAULT_MAX_BUFFERED,
             max_apps: 200,
             max_models: 200,
             connect_timeout: Duration::from_secs(5),
@@ -224,6 +228,7 @@ pub async fn start(config: ProxyConfig) -> Result<Running, StartError> {
         meter.metrics.set_keys_loaded(k.len());
         Arc::new(KeyStore::new(k))
     });
+    let buffers = ByteBudget::new(config.max_buffered, meter.metrics.buffered_bytes());
     let state = Arc::new(State {
         meter,
         rates: ArcSwap::from_pointee(config.rates),
@@ -233,6 +238,7 @@ pub async fn start(config: ProxyConfig) -> Result<Running, StartError> {
         upstream: config.upstream,
         region: config.region,
         max_body: config.max_body,
+        buffers,
         upstream_timeout: config.upstream_timeout,
         cost_header: config.cost_header,
         in_flight: (config.max_in_flight > 0)
