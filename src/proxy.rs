@@ -16,7 +16,7 @@ use crate::budget::{ByteBudget, Held, HeldBody};
 use crate::forward::credentials::CredentialCache;
 use crate::forward::upstream::{Upstream, UpstreamClient};
 use crate::forward::{strip_hop_by_hop, upstream_request};
-use crate::guard::{Guarded, Idle, IdleTimeout};
+use crate::guard::{Guarded, Idle};
 use crate::identify::{self, AuthFailure, KeyStore, UNAUTHENTICATED, Verdict};
 use crate::ledger::usd_trimmed;
 use crate::listener::BoxError;
@@ -319,16 +319,23 @@ async fn converse_whole(
     state: &State,
     mut pending: Pending,
     mut head: http::response::Parts,
-    body: Incoming,
+    mut body: Incoming,
     permit: Option<OwnedSemaphorePermit>,
 ) -> Response<ProxyBody> {
-    let mut body = Idle::new(body, state.upstream_idle_timeout);
+    let idle = state.upstream_idle_timeout;
     let mut buf = BytesMut::new();
     // Billed already, so never refused: its bytes overdraw the budget if they must.
     let mut held = state.buffers.empty();
     let read = async {
-        while let Some(frame) = body.frame().await {
-            if let Ok(data) = frame?.into_data() {
+        loop {
+            // A deadline per piece (not one for the whole read), without boxing a timer.
+            // `Err(None)`: the upstream went silent; `Err(Some(_))`: its body broke.
+            let frame = match tokio::time::timeout(idle, body.frame()).await {
+                Err(_) => return Err(None::<hyper::Error>),
+                Ok(None) => return Ok(true),
+                Ok(Some(frame)) => frame.map_err(Some)?,
+            };
+            if let Ok(data) = frame.into_data() {
                 held.force_grow(data.len());
                 buf.extend_from_slice(&data);
                 if buf.len() > MAX_JSON_COPY {
@@ -336,7 +343,6 @@ async fn converse_whole(
                 }
             }
         }
-        Ok::<bool, BoxError>(true)
     }
     .await;
     let parsed = Instant::now();
@@ -365,13 +371,11 @@ async fn converse_whole(
                 prefix: Some(buf.freeze()),
                 rest: body,
             };
-            let body = TapBody::new(HeldBody::new(body, held), tap);
+            let body = TapBody::new(HeldBody::new(Idle::new(body, idle), held), tap);
             Response::from_parts(head, guard(state, body, permit))
         }
-        Err(e) if e.is::<IdleTimeout>() => {
-            ProxyError::Timeout(state.upstream_idle_timeout).respond_missing(pending)
-        }
-        Err(e) => ProxyError::BrokenBody(error_chain(&*e)).respond_missing(pending),
+        Err(None) => ProxyError::Timeout(idle).respond_missing(pending),
+        Err(Some(e)) => ProxyError::BrokenBody(error_chain(&e)).respond_missing(pending),
     }
 }
 
