@@ -157,10 +157,9 @@ fn invoke_model_usage_from_recorded_headers() {
 
 /// Real embedding responses (InvokeModel on Titan, Cohere and Nova embedding models) carry an
 /// input token count and no output token count at all; the rate card prices these models on
-/// input only. The usage reader requires the output header, so every embedding call is
+/// input only. The usage reader once required the output header, so every embedding call was
 /// recorded as `no_headers` and never metered.
 #[test]
-#[ignore = "known gap: invoke_headers requires X-Amzn-Bedrock-Output-Token-Count, which embedding responses never send"]
 fn embedding_responses_carry_input_tokens_only() {
     for (file, input) in [
         (
@@ -182,21 +181,6 @@ fn embedding_responses_carry_input_tokens_only() {
             "{file}"
         );
     }
-}
-
-#[test]
-fn embedding_responses_are_read_as_no_headers_today() {
-    // The gap the ignored test above describes, as it stands: once it is closed, delete this
-    // test and un-ignore that one.
-    let rec = golden::response(&format!(
-        "{PYDANTIC}/TestBedrock.test_cohere_v3_minimal.response-1.headers.yaml"
-    ));
-    let headers = rec.header_map();
-    assert_eq!(
-        headers[usage::INPUT_TOKENS_HEADER],
-        HeaderValue::from_static("4")
-    );
-    assert_eq!(usage::invoke_headers(&headers), Err(Missing::NoHeaders));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ use super::body::SimBody;
 use super::call::Call;
 use super::converse::{EVENTSTREAM, json_response, stream_fault};
 use super::eventstream::{self, EncodeError, Script};
+use super::usage::Usage;
 
 const TIER_HEADER: &str = "x-amzn-bedrock-service-tier";
 
@@ -31,7 +32,17 @@ fn anthropic_name(model_id: &str) -> Option<&str> {
     })
 }
 
+/// Embedding models (Titan, Cohere Embed, Nova embeddings) answer with a vector and count
+/// input tokens only: Bedrock sends no output-token header for them.
+fn is_embedding(model_id: &str) -> bool {
+    let base = model_id.rsplit('/').next().unwrap_or(model_id);
+    base.contains("embed")
+}
+
 pub fn invoke(call: &Call) -> Response<SimBody> {
+    if is_embedding(&call.model) {
+        return embedding(call);
+    }
     let u = &call.usage;
     let body = match anthropic_name(&call.model) {
         Some(name) => json!({
@@ -80,6 +91,30 @@ pub fn invoke(call: &Call) -> Response<SimBody> {
     }
     add_tier_header(&mut response, call);
     call.record_usage();
+    response
+}
+
+/// Titan's shape: `{"embedding": [...], "inputTextTokenCount": N}`, and only the input-token
+/// and latency headers.
+fn embedding(call: &Call) -> Response<SimBody> {
+    let usage = Usage {
+        output: 0,
+        ..call.usage
+    };
+    let mut response = json_response(&json!({
+        "embedding": [0.125, -0.25, 0.5, 0.0],
+        "inputTextTokenCount": usage.input,
+    }));
+    let headers = response.headers_mut();
+    headers.insert(
+        HeaderName::from_static("x-amzn-bedrock-input-token-count"),
+        HeaderValue::from(usage.input),
+    );
+    headers.insert(
+        HeaderName::from_static("x-amzn-bedrock-invocation-latency"),
+        HeaderValue::from(call.latency_ms(0)),
+    );
+    call.recorder.usage_sent(&call.model, &usage);
     response
 }
 

@@ -155,8 +155,9 @@ pub const OUTPUT_TOKENS_HEADER: &str = "x-amzn-bedrock-output-token-count";
 pub const CACHE_READ_HEADER: &str = "x-amzn-bedrock-cache-read-input-token-count";
 pub const CACHE_WRITE_HEADER: &str = "x-amzn-bedrock-cache-write-input-token-count";
 
-/// Usage from InvokeModel's response headers. Input and output counts are required; the cache
-/// counts are sent only when caching was used.
+/// Usage from InvokeModel's response headers. The input count is required; the output count is
+/// absent for embedding models (no output tokens); the cache counts are sent only when caching
+/// was used.
 pub fn invoke_headers(headers: &HeaderMap) -> Result<Usage, Missing> {
     let count = |name: &str| -> Result<Option<u64>, Missing> {
         match headers.get(name) {
@@ -171,7 +172,9 @@ pub fn invoke_headers(headers: &HeaderMap) -> Result<Usage, Missing> {
     };
     Ok(Usage {
         input: count(INPUT_TOKENS_HEADER)?.ok_or(Missing::NoHeaders)?,
-        output: count(OUTPUT_TOKENS_HEADER)?.ok_or(Missing::NoHeaders)?,
+        // Embedding models (Titan, Cohere Embed, Nova embeddings) produce no output tokens
+        // and Bedrock sends no output header for them.
+        output: count(OUTPUT_TOKENS_HEADER)?.unwrap_or(0),
         cache_read: count(CACHE_READ_HEADER)?.unwrap_or(0),
         cache_write: count(CACHE_WRITE_HEADER)?.unwrap_or(0),
         cache_write_1h: 0,
