@@ -15,10 +15,9 @@ use bedrock_meter::identify::{self, AuthFailure, KeyStore, Keys};
 use bedrock_meter::pricing::Usage;
 use bedrock_meter::sigv4::{self, SigV4Error};
 use bedrock_meter::tap::eventstream::{StreamEnd, StreamKind, StreamTap};
-use bedrock_meter::tap::usage::{self, Missing, Served};
+use bedrock_meter::tap::usage::{self, Served};
 use bytes::Bytes;
 use golden::SuiteRequest;
-use http::HeaderValue;
 use sha2::{Digest, Sha256};
 
 const OTEL: &str = "bedrock/opentelemetry-python-contrib";
