@@ -187,7 +187,11 @@ mod tests {
     use http_body_util::StreamBody;
     use std::sync::Arc;
 
-    #[tokio::test]
+    // The timers here are tokio's, and nothing else runs: with the clock paused, time moves
+    // only when every task waits on a timer, straight to the next deadline. The assertions are
+    // on exact virtual durations, whatever the load on the machine.
+
+    #[tokio::test(start_paused = true)]
     async fn idle_fails_a_silent_body_and_resets_on_frames() {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(4);
         let stream = tokio_stream_from(rx);
@@ -196,20 +200,27 @@ mod tests {
             .await
             .unwrap();
         assert!(body.frame().await.unwrap().is_ok());
+        // 60 ms of silence, within the limit; then a frame, which restarts the limit.
         tokio::time::sleep(Duration::from_millis(60)).await;
         tx.send(Ok(Frame::data(Bytes::from_static(b"b"))))
             .await
             .unwrap();
         assert!(body.frame().await.unwrap().is_ok());
+        let last_frame = Instant::now();
         let err = body.frame().await.unwrap().unwrap_err();
         assert!(err.is::<IdleTimeout>(), "{err}");
+        assert_eq!(err.to_string(), "the upstream sent nothing for 100ms");
+        // Exactly the limit after the last frame, not after the first.
+        assert_eq!(last_frame.elapsed(), Duration::from_millis(100));
+        drop(tx);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_dropped_body_is_drained_then_releases_its_permit() {
         let permits = Arc::new(tokio::sync::Semaphore::new(1));
         let permit = permits.clone().try_acquire_owned().unwrap();
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(4);
+        // Room for one frame: the second send completes only once the drain has read the first.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(1);
         let body = Guarded::new(
             StreamBody::new(tokio_stream_from(rx)),
             Some(permit),
@@ -217,17 +228,50 @@ mod tests {
         );
         drop(body);
         assert_eq!(permits.available_permits(), 0, "held while draining");
-        tx.send(Ok(Frame::data(Bytes::from_static(b"usage"))))
-            .await
-            .unwrap();
-        drop(tx);
-        for _ in 0..100 {
-            if permits.available_permits() == 1 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        let dropped = Instant::now();
+        for frame in [&b"frames"[..], b"usage"] {
+            tx.send(Ok(Frame::data(Bytes::from_static(frame))))
+                .await
+                .unwrap();
         }
-        panic!("permit never released");
+        drop(tx);
+        let _released = permits.acquire().await.unwrap();
+        // Released when the body ended, with no time passing: not at the grace.
+        assert_eq!(dropped.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_body_that_never_ends_is_let_go_after_the_grace() {
+        let permits = Arc::new(tokio::sync::Semaphore::new(1));
+        let permit = permits.clone().try_acquire_owned().unwrap();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(1);
+        let body = Guarded::new(
+            StreamBody::new(tokio_stream_from(rx)),
+            Some(permit),
+            Duration::from_secs(5),
+        );
+        drop(body);
+        let dropped = Instant::now();
+        let _released = permits.acquire().await.unwrap();
+        assert_eq!(dropped.elapsed(), Duration::from_secs(5));
+        // The upstream body was dropped with it.
+        assert!(tx.is_closed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_read_to_its_end_is_not_drained() {
+        let permits = Arc::new(tokio::sync::Semaphore::new(1));
+        let permit = permits.clone().try_acquire_owned().unwrap();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(1);
+        let mut body = Guarded::new(
+            StreamBody::new(tokio_stream_from(rx)),
+            Some(permit),
+            Duration::from_secs(5),
+        );
+        drop(tx);
+        assert!(body.frame().await.is_none());
+        drop(body);
+        assert_eq!(permits.available_permits(), 1, "released on drop");
     }
 
     /// An mpsc receiver as a `Stream`.

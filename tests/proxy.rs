@@ -292,6 +292,75 @@ async fn unreachable_upstream_is_a_502_the_sdk_decodes() {
     assert_eq!(m.value("bedrock_in_flight_requests", &[]), 0.0);
 }
 
+/// Credentials that never come: a request waits for them after its body was read, before it
+/// is forwarded.
+#[derive(Debug)]
+struct CredentialsThatNeverCome;
+
+impl aws_credential_types::provider::ProvideCredentials for CredentialsThatNeverCome {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::new(std::future::pending())
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_before_the_proxy_answers_is_recorded_as_499() {
+    let h = Harness::start_with(|c| {
+        c.credentials = aws_credential_types::provider::SharedCredentialsProvider::new(
+            CredentialsThatNeverCome,
+        );
+    })
+    .await;
+    let client = h.client("impatient");
+    let call = tokio::spawn(async move {
+        client
+            .converse()
+            .model_id(NOVA_MICRO)
+            .messages(user_message("[[sim input=10 output=5]]"))
+            .send()
+            .await
+    });
+    // The request is in the proxy, stuck before forwarding; then its client gives up.
+    wait_for(
+        &h,
+        "bedrock_in_flight_requests",
+        &[("operation", "Converse")],
+        1.0,
+    )
+    .await;
+    call.abort();
+    assert!(call.await.unwrap_err().is_cancelled());
+
+    wait_for(&h, "bedrock_requests_total", &[], 1.0).await;
+    let m = h.metrics().await;
+    assert_eq!(
+        m.requests(&[
+            ("app", "impatient"),
+            ("model", NOVA_MICRO),
+            ("operation", "Converse"),
+            ("status", "499")
+        ]),
+        1
+    );
+    assert_eq!(m.value("bedrock_in_flight_requests", &[]), 0.0);
+    assert_eq!(
+        m.value(
+            "bedrock_request_duration_seconds_count",
+            &[("model", NOVA_MICRO), ("operation", "Converse")]
+        ),
+        1.0
+    );
+    // Nothing was forwarded, so nothing is metered or missing.
+    assert_eq!(h.simulator.stats().requests, 0);
+    assert_eq!(m.value("bedrock_tokens_total", &[]), 0.0);
+    assert_eq!(m.value("bedrock_usage_missing_total", &[]), 0.0);
+}
+
 #[tokio::test]
 async fn slow_upstream_is_a_504() {
     let h = Harness::start_with(|c| c.upstream_timeout = Duration::from_millis(200)).await;

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_bedrockruntime::Client;
-use aws_sdk_bedrockruntime::error::ProvideErrorMetadata;
+use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_bedrockruntime::primitives::Blob;
 use bedrock_meter::simulator::{Simulator, SimulatorConfig};
 use bytes::Bytes;
@@ -300,7 +300,21 @@ async fn upstream_faults_end_cleanly_and_are_counted() {
         .send()
         .await
         .unwrap_err();
-    assert!(format!("{err:?}").contains("output"), "{err:?}");
+    // The client got Bedrock's 200 and its truncated body byte for byte; its SDK, not the
+    // proxy, is what failed to read it.
+    let raw = err.raw_response().expect("a response reached the client");
+    assert_eq!(raw.status().as_u16(), 200, "{err:?}");
+    assert_eq!(raw.body().bytes(), Some(&b"{\"output\": "[..]), "{err:?}");
+    let SdkError::ServiceError(service) = &err else {
+        panic!("not the SDK failing to read a response: {err:?}");
+    };
+    let unreadable = service.err();
+    assert_eq!(unreadable.code(), None, "{err:?}");
+    assert_eq!(
+        std::error::Error::source(unreadable).map(ToString::to_string),
+        Some("Error at offset 11: unexpected end of stream".to_owned()),
+        "{err:?}"
+    );
 
     // The connection closes before a status line: 502.
     let err = client
@@ -394,7 +408,32 @@ async fn client_faults_are_bounded_and_counted() {
     .await
     .unwrap();
     conn.shutdown().await.unwrap();
-    let _ = read_until_closed(&mut conn, Duration::from_secs(5)).await;
+    let (answer, closed) = read_until_closed(&mut conn, Duration::from_secs(5)).await;
+    assert!(closed, "{answer}");
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    let mut head_lines = head.lines();
+    assert_eq!(
+        head_lines.next(),
+        Some("HTTP/1.1 400 Bad Request"),
+        "{answer}"
+    );
+    let headers: Vec<String> = head_lines
+        .map(str::to_ascii_lowercase)
+        .filter(|h| !h.starts_with("date: "))
+        .collect();
+    assert_eq!(
+        headers,
+        [
+            "content-type: application/json",
+            "x-amzn-errortype: validationexception",
+            "content-length: 82",
+        ],
+        "{answer}"
+    );
+    assert_eq!(
+        body,
+        r#"{"message":"request body could not be read: error reading a body from connection"}"#
+    );
 
     // HTTP/1.1 pipelining: two requests in one write, two answers in order.
     let body = r#"{"messages":[{"role":"user","content":[{"text":"[[sim input=5 output=6]]"}]}]}"#;
@@ -419,9 +458,20 @@ async fn client_faults_are_bounded_and_counted() {
     assert_eq!(seen.matches("HTTP/1.1 200 OK").count(), 2, "{seen}");
 
     let m = wait_idle(&h).await;
-    assert_eq!(m.requests(&[("status", "408")]), 1);
-    assert_eq!(m.requests(&[("status", "200")]), 2);
+    // The slowloris request never became one (its headers never ended); each of the others is
+    // counted once, with the status its client got.
+    let converse = [
+        ("app", "unknown"),
+        ("model", MODELS[0]),
+        ("operation", "Converse"),
+    ];
+    for (status, n) in [("408", 1), ("400", 1), ("200", 2)] {
+        let labels = [converse.as_slice(), &[("status", status)]].concat();
+        assert_eq!(m.requests(&labels), n, "{status}");
+    }
+    assert_eq!(m.requests(&[]), 4);
     assert_eq!(m.tokens("unknown", MODELS[0], "output"), 12);
+    assert_eq!(m.value("bedrock_usage_missing_total", &[]), 0.0);
     // The stalled and the truncated bodies never reached the upstream.
     assert_eq!(h.simulator.stats().requests, 2);
 }
@@ -502,7 +552,7 @@ async fn sigterm_turns_unready_lets_streams_finish_records_them_and_exits_0() {
                 "--ledger",
                 ledger.to_str().unwrap(),
                 "--shutdown-delay",
-                "0.5",
+                "1",
                 "--drain-timeout",
                 "10",
             ])
@@ -544,8 +594,18 @@ async fn sigterm_turns_unready_lets_streams_finish_records_them_and_exits_0() {
             .unwrap()
             .success()
     );
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(http_get_status(&format!("{admin}/readyz")).await, Some(503));
+    // Not ready as soon as the signal is handled, while the listeners still serve for the
+    // shutdown delay: the first answer other than 200 is a 503.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let unready = loop {
+        match http_get_status(&format!("{admin}/readyz")).await {
+            Some(200) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            other => break other,
+        }
+    };
+    assert_eq!(unready, Some(503));
 
     let mut output = 0;
     while let Some(e) = events.recv().await.unwrap() {
@@ -610,13 +670,33 @@ async fn an_upstream_that_never_accepts_hits_the_connect_timeout() {
         .messages(user_message("hi"))
         .send()
         .await
-        .unwrap_err()
-        .into_service_error();
+        .unwrap_err();
     let waited = started.elapsed();
-    assert_eq!(err.code(), Some("InternalServerException"), "{err:?}");
-    assert!(err.message().unwrap().contains("unreachable"), "{err:?}");
-    // The connect timeout, not the 20 s first-byte timeout, ended it.
-    assert!(waited < Duration::from_secs(10), "{waited:?}");
+    // The proxy's 502, in the AWS error shape.
+    let raw = err.raw_response().expect("the proxy answered");
+    assert_eq!(raw.status().as_u16(), 502, "{err:?}");
+    assert_eq!(
+        raw.headers().get("x-amzn-errortype"),
+        Some("InternalServerException")
+    );
+    assert_eq!(raw.headers().get("content-type"), Some("application/json"));
+    let message = "the upstream Bedrock endpoint is unreachable: client error (Connect): \
+                   tcp connect error: deadline has elapsed";
+    assert_eq!(
+        raw.body().bytes(),
+        Some(
+            serde_json::json!({ "message": message })
+                .to_string()
+                .as_bytes()
+        )
+    );
+    let err = err.into_service_error();
+    assert!(err.is_internal_server_exception(), "{err:?}");
+    assert_eq!(err.message(), Some(message));
+    // The connect timeout ended it ("deadline has elapsed" while connecting), not the 20 s
+    // first-byte timeout: it took at least the 300 ms and nowhere near 20 s.
+    assert!(waited >= Duration::from_millis(300), "{waited:?}");
+    assert!(waited < Duration::from_secs(2), "{waited:?}");
     let m = scrape_metrics(&proxy).await;
     assert_eq!(m.requests(&[("app", "blackhole"), ("status", "502")]), 1);
     drop((listener, fillers));

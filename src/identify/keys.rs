@@ -380,12 +380,18 @@ access_key_id = "AKID5"
 secret_access_key = "s5"
 app = "six"
 "#;
-        let errors = Keys::parse(text, "k.toml").unwrap_err().0;
-        let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
-        assert_eq!(lines, vec![4, 6, 11, 25], "{errors:?}");
-        assert!(errors[2].message.contains("shorter than 16"));
-        assert!(errors[3].message.contains("appears twice"));
-        for e in &errors {
+        let errors = Keys::parse(text, "k.toml").unwrap_err();
+        assert_eq!(
+            errors.to_string(),
+            [
+                r#"k.toml:4: app "bad app" must match [A-Za-z0-9._-]{1,64}"#,
+                "k.toml:6: access_key_id and secret_access_key go together",
+                "k.toml:11: bearer_token is shorter than 16 characters",
+                r#"k.toml:25: access_key_id "AKID5" appears twice"#,
+            ]
+            .join("\n")
+        );
+        for e in &errors.0 {
             assert!(!e.to_string().contains("short-secret"), "{e}");
         }
     }
@@ -393,29 +399,66 @@ app = "six"
     #[test]
     fn syntax_errors_do_not_echo_the_line() {
         let text = "[[key]]\nsecret_access_key = \"hunter2hunter2\napp = \"x\"\n";
-        let errors = Keys::parse(text, "k.toml").unwrap_err().0;
-        assert_eq!(errors.len(), 1);
-        assert_eq!(errors[0].line, 2, "{errors:?}");
-        assert!(!errors[0].message.contains("hunter2"), "{}", errors[0]);
+        let errors = Keys::parse(text, "k.toml").unwrap_err();
+        assert_eq!(
+            errors.to_string(),
+            "k.toml:2: not a valid keys file: invalid basic string, expected `\"`"
+        );
+        assert!(!errors.to_string().contains("hunter2"), "{errors}");
         let unknown = "[[key]]\nsecret = \"x\"\napp = \"a\"\n";
-        assert!(Keys::parse(unknown, "k.toml").is_err());
+        assert_eq!(
+            Keys::parse(unknown, "k.toml").unwrap_err().to_string(),
+            "k.toml:2: not a valid keys file: unknown field `secret`, expected one of `app`, \
+             `access_key_id`, `secret_access_key`, `session_token`, `bearer_token`, `region`"
+        );
     }
 
     #[test]
     fn mixed_or_incomplete_entries_are_refused() {
-        for text in [
-            "[[key]]\napp = \"a\"\n",
-            "[[key]]\napp = \"a\"\naccess_key_id = \"AKID\"\n",
-            "[[key]]\napp = \"a\"\naccess_key_id = \"AKID\"\nsecret_access_key = \"s\"\nbearer_token = \"0123456789abcdef\"\n",
-            "[[key]]\napp = \"a\"\nbearer_token = \"0123456789abcdef\"\nsession_token = \"t\"\n",
-            "[[key]]\napp = \"a\"\naccess_key_id = \"AK/ID\"\nsecret_access_key = \"s\"\n",
-            "[[key]]\napp = \"a\"\naccess_key_id = \"AKID\"\nsecret_access_key = \"s\"\nregion = \"us-east-1\"\n",
-            "[[key]]\napp = \"a\"\nbearer_token = \"0123456789abcdef\"\nregion = \"Mars\"\n",
+        // Each refusal names the file, the line to fix and what is wrong with it: the message
+        // is what the operator sees.
+        for (text, message) in [
+            (
+                "[[key]]\napp = \"a\"\n",
+                "k.toml:1: a key needs access_key_id and secret_access_key, or bearer_token",
+            ),
+            (
+                "[[key]]\napp = \"a\"\naccess_key_id = \"AKID\"\n",
+                "k.toml:1: access_key_id and secret_access_key go together",
+            ),
+            (
+                "[[key]]\napp = \"a\"\naccess_key_id = \"AKID\"\nsecret_access_key = \"s\"\nbearer_token = \"0123456789abcdef\"\n",
+                "k.toml:1: a key gives either bearer_token or access_key_id/secret_access_key, not both",
+            ),
+            (
+                "[[key]]\napp = \"a\"\nbearer_token = \"0123456789abcdef\"\nsession_token = \"t\"\n",
+                "k.toml:4: session_token goes with access_key_id, not bearer_token",
+            ),
+            (
+                "[[key]]\napp = \"a\"\naccess_key_id = \"AK/ID\"\nsecret_access_key = \"s\"\n",
+                r#"k.toml:3: access_key_id "AK/ID" must be 1 to 128 letters and digits"#,
+            ),
+            (
+                "[[key]]\napp = \"a\"\naccess_key_id = \"AKID\"\nsecret_access_key = \"s\"\nregion = \"us-east-1\"\n",
+                "k.toml:5: region goes with bearer_token (a SigV4 signature names its own)",
+            ),
+            (
+                "[[key]]\napp = \"a\"\nbearer_token = \"0123456789abcdef\"\nregion = \"Mars\"\n",
+                r#"k.toml:4: region "Mars" is not an AWS Region id"#,
+            ),
         ] {
-            assert!(Keys::parse(text, "k.toml").is_err(), "{text}");
+            let errors = Keys::parse(text, "k.toml").unwrap_err();
+            assert_eq!(errors.to_string(), message, "{text}");
         }
         let empty = Keys::parse("", "k.toml").unwrap();
         assert!(empty.keys.is_empty());
-        assert_eq!(empty.warnings.len(), 1);
+        assert_eq!(
+            empty.warnings,
+            vec![KeysError {
+                file: "k.toml".into(),
+                line: 0,
+                message: "no [[key]] entries: every request will be refused".into(),
+            }]
+        );
     }
 }

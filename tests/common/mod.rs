@@ -219,3 +219,122 @@ pub async fn wait_for(h: &Harness, name: &str, labels: &[(&str, &str)], value: f
     }
     panic!("{name}{labels:?} never reached {value}");
 }
+
+// ------------------------------------------------------------------- a scripted upstream
+
+/// The body a [`Scripted`] upstream answers with.
+pub type ScriptBody = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+
+/// A whole body.
+pub fn full_body(bytes: impl Into<Bytes>) -> ScriptBody {
+    Full::new(bytes.into()).boxed()
+}
+
+/// A body the test writes a chunk at a time; it ends when the sender is dropped.
+pub fn channel_body() -> (tokio::sync::mpsc::UnboundedSender<Bytes>, ScriptBody) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+    let stream = futures_util::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx)
+            .map(|chunk| chunk.map(|c| Ok(hyper::body::Frame::data(c))))
+    });
+    (tx, http_body_util::StreamBody::new(stream).boxed())
+}
+
+/// A stand-in for Bedrock where the simulator cannot say what a test needs (a header, an
+/// exception type, a frame held back until the test releases it): answers every request on
+/// loopback with what `answer` returns for its head and body.
+pub struct Scripted {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Scripted {
+    pub async fn start<F>(answer: F) -> Scripted
+    where
+        F: Fn(http::request::Parts, Bytes) -> http::Response<ScriptBody> + Send + Sync + 'static,
+    {
+        let listener = tokio::net::TcpListener::bind(loopback()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let answer = std::sync::Arc::new(answer);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((conn, _)) = listener.accept().await else {
+                    return;
+                };
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |req: http::Request<hyper::body::Incoming>| {
+                            let answer = answer.clone();
+                            async move {
+                                let (parts, body) = req.into_parts();
+                                let body = body.collect().await?.to_bytes();
+                                Ok::<_, hyper::Error>(answer(parts, body))
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(conn), service)
+                        .await;
+                });
+            }
+        });
+        Scripted { addr, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Scripted {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn event_stream_frame(headers: Vec<(&str, &str)>, payload: &serde_json::Value) -> Bytes {
+    use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+    let headers = headers
+        .into_iter()
+        .map(|(k, v)| Header::new(k.to_owned(), HeaderValue::String(v.to_owned().into())))
+        .collect();
+    let message = Message::new_from_parts(headers, Bytes::from(payload.to_string()));
+    let mut buf = Vec::new();
+    aws_smithy_eventstream::frame::write_message_to(&message, &mut buf).unwrap();
+    Bytes::from(buf)
+}
+
+/// An event-stream `event` frame, as Bedrock frames a ConverseStream event.
+pub fn event_frame(event_type: &str, payload: &serde_json::Value) -> Bytes {
+    event_stream_frame(
+        vec![
+            (":event-type", event_type),
+            (":content-type", "application/json"),
+            (":message-type", "event"),
+        ],
+        payload,
+    )
+}
+
+/// An event-stream `exception` frame of `exception_type`.
+pub fn exception_frame(exception_type: &str, payload: &serde_json::Value) -> Bytes {
+    event_stream_frame(
+        vec![
+            (":exception-type", exception_type),
+            (":content-type", "application/json"),
+            (":message-type", "exception"),
+        ],
+        payload,
+    )
+}
+
+/// A 200 event-stream response head with `body`.
+pub fn event_stream_response(body: ScriptBody) -> http::Response<ScriptBody> {
+    http::Response::builder()
+        .status(200)
+        .header("content-type", "application/vnd.amazon.eventstream")
+        .header("x-amzn-requestid", "scripted")
+        .body(body)
+        .unwrap()
+}
