@@ -620,7 +620,7 @@ async fn round(app: &str, client: &Client, n: u32) {
             converse(client, NOVA_LITE, "[[sim input=2000 output=60]]").await;
             // Served at Priority, which the card does not price for Nova Micro: a fallback
             // price, counted in bedrock_pricing_anomalies_total.
-            if n % 2 == 0 {
+            if n.is_multiple_of(2) {
                 converse(
                     client,
                     NOVA_MICRO,
