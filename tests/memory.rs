@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_bedrockruntime::error::ProvideErrorMetadata;
@@ -17,59 +16,27 @@ use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const BIN: &str = env!("CARGO_BIN_EXE_bedrock-meter");
 const MIB: usize = 1024 * 1024;
 const BODY: usize = 4 * MIB;
 const CLIENTS: usize = 40;
 const MODEL: &str = "amazon.nova-micro-v1:0";
 
 struct Proxy {
-    child: Child,
-    port: u16,
-    admin: String,
+    served: ServeBinary,
 }
 
 impl Proxy {
     async fn start(upstream: &str, max_buffered: usize) -> Proxy {
-        let creds = proxy_credentials();
-        let (port, admin_port) = (free_port(), free_port());
-        let child = Child(
-            Command::new(BIN)
-                .args(["serve", "--upstream", upstream, "--region", "us-east-1"])
-                .arg(format!("--listen=127.0.0.1:{port}"))
-                .arg(format!("--admin-listen=127.0.0.1:{admin_port}"))
-                .arg(format!("--max-buffered-bytes={max_buffered}"))
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .env("AWS_ACCESS_KEY_ID", creds.access_key_id())
-                .env("AWS_SECRET_ACCESS_KEY", creds.secret_access_key())
-                .env_remove("AWS_SESSION_TOKEN")
-                .env_remove("AWS_PROFILE")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        let admin = format!("http://127.0.0.1:{admin_port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Ok((200, _, _))) = tokio::time::timeout(
-                Duration::from_secs(1),
-                http_get_quiet(&format!("{admin}/healthz")),
-            )
-            .await
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "the proxy did not come up");
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let budget = format!("--max-buffered-bytes={max_buffered}");
+        Proxy {
+            served: serve_binary(upstream, &[&budget]).await,
         }
-        Proxy { child, port, admin }
     }
 
     /// A `/proc/PID/status` field in bytes (`VmRSS`, `VmHWM`).
     fn memory(&self, field: &str) -> usize {
         let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.child.0.id())).unwrap();
+            std::fs::read_to_string(format!("/proc/{}/status", self.served.child.0.id())).unwrap();
         let line = status
             .lines()
             .find(|l| l.starts_with(&format!("{field}:")))
@@ -79,21 +46,12 @@ impl Proxy {
     }
 
     async fn metrics(&self) -> Metrics {
-        let (status, _, body) = http_get(&format!("{}/metrics", self.admin)).await;
+        let (status, _, body) = http_get(&format!("{}/metrics", self.served.admin)).await;
         assert_eq!(status, 200);
         Metrics(bedrock_meter::scrape::parse(
             std::str::from_utf8(&body).unwrap(),
         ))
     }
-}
-
-async fn http_get_quiet(url: &str) -> Result<(u16, http::HeaderMap, bytes::Bytes), ()> {
-    let url: http::Uri = url.parse().map_err(|_| ())?;
-    let addr = format!("{}:{}", url.host().ok_or(())?, url.port_u16().ok_or(())?);
-    if TcpStream::connect(&addr).await.is_err() {
-        return Err(());
-    }
-    Ok(http_get(&url.to_string()).await)
 }
 
 /// One raw HTTP/1.1 InvokeModel call whose body is sent but for its last byte, which waits
@@ -160,7 +118,7 @@ async fn run(max_buffered: usize) -> Run {
     let started = Instant::now();
     let (release, released) = tokio::sync::watch::channel(false);
     let calls: Vec<_> = (0..CLIENTS)
-        .map(|_| tokio::spawn(held_back_call(proxy.port, released.clone())))
+        .map(|_| tokio::spawn(held_back_call(proxy.served.port, released.clone())))
         .collect();
 
     // Every call is now either refused or admitted and held in the proxy, waiting for its
@@ -197,7 +155,10 @@ async fn run(max_buffered: usize) -> Run {
     let refused_sdk_call = if max_buffered == 0 {
         None
     } else {
-        let client = sdk_client(&format!("http://127.0.0.1:{}", proxy.port), Some("sdk"));
+        let client = sdk_client(
+            &format!("http://127.0.0.1:{}", proxy.served.port),
+            Some("sdk"),
+        );
         let err = client
             .invoke_model()
             .model_id(MODEL)

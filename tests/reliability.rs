@@ -6,7 +6,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -15,7 +15,6 @@ use aws_sdk_bedrockruntime::Client;
 use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_bedrockruntime::primitives::Blob;
 use bedrock_meter::simulator::{Simulator, SimulatorConfig};
-use bytes::Bytes;
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -536,42 +535,22 @@ async fn sigterm_turns_unready_lets_streams_finish_records_them_and_exits_0() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ledger = dir.path().join("ledger.jsonl");
-    let (port, admin_port) = (free_port(), free_port());
-    let mut child = Child(
-        Command::new(env!("CARGO_BIN_EXE_bedrock-meter"))
-            .args([
-                "serve",
-                "--upstream",
-                &simulator.url(),
-                "--region",
-                "us-east-1",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--admin-listen",
-                &format!("127.0.0.1:{admin_port}"),
-                "--ledger",
-                ledger.to_str().unwrap(),
-                "--shutdown-delay",
-                "1",
-                "--drain-timeout",
-                "10",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("AWS_ACCESS_KEY_ID", creds.access_key_id())
-            .env("AWS_SECRET_ACCESS_KEY", creds.secret_access_key())
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("AWS_PROFILE")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let admin = format!("http://127.0.0.1:{admin_port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http_get_status(&format!("{admin}/readyz")).await != Some(200) {
-        assert!(Instant::now() < deadline, "never ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let ServeBinary {
+        mut child,
+        port,
+        admin,
+    } = serve_binary(
+        &simulator.url(),
+        &[
+            "--ledger",
+            ledger.to_str().unwrap(),
+            "--shutdown-delay",
+            "1",
+            "--drain-timeout",
+            "10",
+        ],
+    )
+    .await;
 
     // A stream of about 2 s is under way when SIGTERM arrives.
     let client = sdk_client(&format!("http://127.0.0.1:{port}"), Some("draining"));
@@ -628,17 +607,6 @@ async fn sigterm_turns_unready_lets_streams_finish_records_them_and_exits_0() {
     assert_eq!(line["app"], "draining");
     assert_eq!(line["tokens"]["output"], 30);
     assert_eq!(line["status"], 200);
-}
-
-async fn http_get_status(url: &str) -> Option<u16> {
-    let client: hyper_util::client::legacy::Client<_, http_body_util::Full<Bytes>> =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http();
-    client
-        .get(url.parse().ok()?)
-        .await
-        .ok()
-        .map(|r| r.status().as_u16())
 }
 
 #[tokio::test]

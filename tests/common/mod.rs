@@ -338,3 +338,54 @@ pub fn event_stream_response(body: ScriptBody) -> http::Response<ScriptBody> {
         .body(body)
         .unwrap()
 }
+
+/// `GET url`'s status; `None` when nothing answers (yet).
+pub async fn http_get_status(url: &str) -> Option<u16> {
+    let client: HttpClient<_, Full<Bytes>> = HttpClient::builder(TokioExecutor::new()).build_http();
+    client
+        .get(url.parse().ok()?)
+        .await
+        .ok()
+        .map(|r| r.status().as_u16())
+}
+
+/// The real binary, `serve` in front of `upstream` with the proxy's credentials from the
+/// environment (as users run it), on loopback ports of its own, `extra` flags added; returned
+/// once `/readyz` answers 200.
+pub struct ServeBinary {
+    pub child: Child,
+    pub port: u16,
+    /// `http://127.0.0.1:PORT` of the admin listener.
+    pub admin: String,
+}
+
+pub async fn serve_binary(upstream: &str, extra: &[&str]) -> ServeBinary {
+    let creds = proxy_credentials();
+    let (port, admin_port) = (free_port(), free_port());
+    let child = Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_bedrock-meter"))
+            .args(["serve", "--upstream", upstream, "--region", "us-east-1"])
+            .arg(format!("--listen=127.0.0.1:{port}"))
+            .arg(format!("--admin-listen=127.0.0.1:{admin_port}"))
+            .args(extra)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("AWS_ACCESS_KEY_ID", creds.access_key_id())
+            .env("AWS_SECRET_ACCESS_KEY", creds.secret_access_key())
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let admin = format!("http://127.0.0.1:{admin_port}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while http_get_status(&format!("{admin}/readyz")).await != Some(200) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "bedrock-meter never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ServeBinary { child, port, admin }
+}
