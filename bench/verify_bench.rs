@@ -7,8 +7,8 @@ use std::hint::black_box;
 use std::time::{Instant, SystemTime};
 
 use aws_credential_types::Credentials;
-use bedrock_meter::identify::{KeyStore, Keys, Verdict, verify_body};
-use bedrock_meter::sigv4;
+use bedrock_meter::aws::sigv4;
+use bedrock_meter::proxy::identify::{KeyStore, Keys, Verdict, verify_body};
 use http::Request;
 
 const KEYS: &str = r#"

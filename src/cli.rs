@@ -53,7 +53,7 @@ pub enum Command {
         /// The ledger file written by `serve --ledger` (`-` for stdin).
         ledger: PathBuf,
         #[command(flatten)]
-        args: crate::report::ReportArgs,
+        args: crate::tools::report::ReportArgs,
     },
     /// Pre-flight cost estimate: characters ÷ 4 input tokens, output capped by max tokens.
     Estimate(EstimateArgs),
@@ -120,7 +120,7 @@ pub struct ServeArgs {
     #[arg(long, env = "BEDROCK_METER_LEDGER", value_name = "FILE|-")]
     pub ledger: Option<String>,
     /// Ledger lines queued for writing before new ones are dropped (and counted).
-    #[arg(long, env = "BEDROCK_METER_LEDGER_QUEUE", default_value_t = crate::ledger::DEFAULT_QUEUE, value_parser = ledger_queue)]
+    #[arg(long, env = "BEDROCK_METER_LEDGER_QUEUE", default_value_t = crate::meter::ledger::DEFAULT_QUEUE, value_parser = ledger_queue)]
     pub ledger_queue: usize,
     /// Add `x-bedrock-meter-cost-usd` (the call's cost in USD) to metered non-streaming
     /// responses.
@@ -131,7 +131,7 @@ pub struct ServeArgs {
     pub max_body: usize,
     /// Bytes of request and response bodies held in memory at once, across all requests; past
     /// it new requests get 503 ServiceUnavailableException (SDKs retry). 0: no limit.
-    #[arg(long, env = "BEDROCK_METER_MAX_BUFFERED_BYTES", default_value_t = crate::budget::DEFAULT_MAX_BUFFERED)]
+    #[arg(long, env = "BEDROCK_METER_MAX_BUFFERED_BYTES", default_value_t = crate::proxy::budget::DEFAULT_MAX_BUFFERED)]
     pub max_buffered_bytes: usize,
     /// Distinct `app` label values before new ones fold into `other`.
     #[arg(long, env = "BEDROCK_METER_MAX_APPS", default_value_t = 200)]
@@ -275,10 +275,10 @@ fn max_in_flight(s: &str) -> Result<usize, String> {
 /// `--ledger-queue`: its slots are allocated up front, so it is bounded.
 fn ledger_queue(s: &str) -> Result<usize, String> {
     let n: usize = s.parse().map_err(|e| format!("{e}"))?;
-    if !(1..=crate::ledger::MAX_QUEUE).contains(&n) {
+    if !(1..=crate::meter::ledger::MAX_QUEUE).contains(&n) {
         return Err(format!(
             "must be between 1 and {}",
-            crate::ledger::MAX_QUEUE
+            crate::meter::ledger::MAX_QUEUE
         ));
     }
     Ok(n)
@@ -325,14 +325,14 @@ mod tests {
             ledger_queue("0"),
             Err(format!(
                 "must be between 1 and {}",
-                crate::ledger::MAX_QUEUE
+                crate::meter::ledger::MAX_QUEUE
             ))
         );
         assert_eq!(
             ledger_queue("18446744073709551615"),
             Err(format!(
                 "must be between 1 and {}",
-                crate::ledger::MAX_QUEUE
+                crate::meter::ledger::MAX_QUEUE
             ))
         );
     }

@@ -7,11 +7,12 @@ use aws_config::{BehaviorVersion, Region};
 use clap::Parser;
 
 use bedrock_meter::cli::{Cli, Command, EstimateArgs, LogFormat, RatesCommand, ServeArgs};
-use bedrock_meter::forward::upstream::Upstream;
-use bedrock_meter::identify::Keys;
 use bedrock_meter::pricing::RateCard;
+use bedrock_meter::proxy::forward::upstream::Upstream;
+use bedrock_meter::proxy::identify::Keys;
 use bedrock_meter::server::{self, ProxyConfig};
-use bedrock_meter::{demo, simulator};
+use bedrock_meter::simulator;
+use bedrock_meter::tools::demo;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -73,8 +74,8 @@ fn config_error(message: String) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn report(ledger: &std::path::Path, args: &bedrock_meter::report::ReportArgs) -> ExitCode {
-    use bedrock_meter::report;
+fn report(ledger: &std::path::Path, args: &bedrock_meter::tools::report::ReportArgs) -> ExitCode {
+    use bedrock_meter::tools::report;
     let result = report::open(ledger).and_then(|input| {
         report::run(
             input,
@@ -95,9 +96,12 @@ fn estimate(args: &EstimateArgs) -> ExitCode {
         Ok(l) => l.card,
         Err(e) => return config_error(format!("rate card rejected:\n{e}")),
     };
-    match bedrock_meter::estimate::estimate(&card, args) {
+    match bedrock_meter::tools::estimate::estimate(&card, args) {
         Ok(e) => {
-            print!("{}", bedrock_meter::estimate::render(&card, args, &e));
+            print!(
+                "{}",
+                bedrock_meter::tools::estimate::render(&card, args, &e)
+            );
             ExitCode::SUCCESS
         }
         Err(e) => fail(e.to_string()),
@@ -117,7 +121,7 @@ fn rates_import(
         Ok(j) => j,
         Err(e) => return config_error(format!("cannot read {}: {e}", source.display())),
     };
-    let report = match bedrock_meter::pricing::import_litellm(&json, &current) {
+    let report = match bedrock_meter::tools::import::import_litellm(&json, &current) {
         Ok(r) => r,
         Err(e) => return fail(e.to_string()),
     };
@@ -199,7 +203,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Err(e) => return config_error(e.to_string()),
     };
     if let Some(region) = &args.region
-        && !bedrock_meter::forward::upstream::valid_region(region)
+        && !bedrock_meter::proxy::forward::upstream::valid_region(region)
     {
         return config_error(format!("--region {region:?} is not an AWS Region id"));
     }
@@ -222,7 +226,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     config.ledger = args
         .ledger
         .as_deref()
-        .map(bedrock_meter::ledger::Target::parse);
+        .map(bedrock_meter::meter::ledger::Target::parse);
     config.ledger_queue = args.ledger_queue;
     config.cost_header = args.cost_header;
     config.keys = keys;

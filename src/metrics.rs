@@ -22,7 +22,7 @@ use prometheus::{
 
 use crate::pricing::price::pico_to_usd;
 use crate::pricing::{Cost, Tier, TokenType, Usage};
-use crate::route::Operation;
+use crate::proxy::route::Operation;
 
 const OUTPUT_TOKEN_BUCKETS: [f64; 13] = [
     16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0, 32768.0,
@@ -322,7 +322,7 @@ impl Metrics {
             "Requests refused in keys mode, by reason; none of them reached Bedrock.",
             &["reason"],
         )?;
-        for reason in crate::identify::AuthFailure::REASONS {
+        for reason in crate::proxy::identify::AuthFailure::REASONS {
             auth_failures.with_label_values(&[reason]);
         }
         let rate_card_reloads = counter(

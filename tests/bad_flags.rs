@@ -81,7 +81,10 @@ fn counts_larger_than_can_exist_are_refused() {
         ),
         (
             "--ledger-queue",
-            format!("must be between 1 and {}", bedrock_meter::ledger::MAX_QUEUE),
+            format!(
+                "must be between 1 and {}",
+                bedrock_meter::meter::ledger::MAX_QUEUE
+            ),
         ),
     ] {
         let mut args = vec!["serve", "--region", "us-east-1", "--ledger", "-"];

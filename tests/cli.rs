@@ -160,7 +160,7 @@ async fn serve_meters_in_front_of_the_simulator() {
 
     let (status, _, body) = http_get(&format!("{admin}/metrics")).await;
     assert_eq!(status, 200);
-    let m = Metrics(bedrock_meter::scrape::parse(
+    let m = Metrics(bedrock_meter::tools::scrape::parse(
         std::str::from_utf8(&body).unwrap(),
     ));
     let model = "amazon.nova-lite-v1:0";

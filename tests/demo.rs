@@ -8,8 +8,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use bedrock_meter::demo::{Demo, Row, Table};
 use bedrock_meter::pricing::{Call, Tier, Usage, price};
+use bedrock_meter::tools::demo::{Demo, Row, Table};
 use common::*;
 
 /// The demo's workloads: each model is called by one app, with one operation, so a row's
@@ -239,7 +239,7 @@ async fn demo_table_matches_the_simulators_ground_truth() {
     assert_eq!(status, 200);
     let text = std::str::from_utf8(&body).unwrap();
     assert_eq!(Table::from_metrics(text).rows, table.rows);
-    let m = Metrics(bedrock_meter::scrape::parse(text));
+    let m = Metrics(bedrock_meter::tools::scrape::parse(text));
     assert_eq!(m.value("bedrock_in_flight_requests", &[]), 0.0);
     demo.shutdown().await;
 }

@@ -11,11 +11,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_credential_types::Credentials;
 use aws_sigv4::sign::v4;
-use bedrock_meter::identify::{self, AuthFailure, KeyStore, Keys};
+use bedrock_meter::aws::sigv4::{self, SigV4Error};
 use bedrock_meter::pricing::Usage;
-use bedrock_meter::sigv4::{self, SigV4Error};
-use bedrock_meter::tap::eventstream::{StreamEnd, StreamKind, StreamTap};
-use bedrock_meter::tap::usage::{self, Served};
+use bedrock_meter::proxy::identify::{self, AuthFailure, KeyStore, Keys};
+use bedrock_meter::proxy::tap::eventstream::{StreamEnd, StreamKind, StreamTap};
+use bedrock_meter::proxy::tap::usage::{self, Served};
 use bytes::Bytes;
 use golden::SuiteRequest;
 use sha2::{Digest, Sha256};

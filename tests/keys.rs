@@ -13,8 +13,8 @@ use aws_sdk_bedrockruntime::Client;
 use aws_sdk_bedrockruntime::config::{AppName, BehaviorVersion, Region, Token};
 use aws_sdk_bedrockruntime::error::ProvideErrorMetadata;
 use aws_smithy_runtime_api::client::auth::http::HTTP_BEARER_AUTH_SCHEME_ID;
-use bedrock_meter::identify::Keys;
-use bedrock_meter::sigv4;
+use bedrock_meter::aws::sigv4;
+use bedrock_meter::proxy::identify::Keys;
 use bytes::Bytes;
 use common::*;
 

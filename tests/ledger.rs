@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 
 use aws_sdk_bedrockruntime::primitives::Blob;
 use aws_sdk_bedrockruntime::types::{ConverseStreamOutput, ResponseStream};
-use bedrock_meter::ledger::Target;
-use bedrock_meter::report::{self, Format, ReportArgs};
+use bedrock_meter::meter::ledger::Target;
+use bedrock_meter::tools::report::{self, Format, ReportArgs};
 use bytes::Bytes;
 use common::*;
 
@@ -185,7 +185,7 @@ async fn ledger_sums_equal_the_counters_and_report_totals_equal_the_ledger() {
     report::run(text.as_bytes(), &csv_args, &mut out, &mut err).unwrap();
     let csv = String::from_utf8(out).unwrap();
     let total = csv.lines().find(|l| l.starts_with("TOTAL")).unwrap();
-    let expected_usd = bedrock_meter::ledger::usd(expected);
+    let expected_usd = bedrock_meter::meter::ledger::usd(expected);
     assert!(total.contains(&expected_usd), "{total} vs {expected_usd}");
 }
 

@@ -48,7 +48,7 @@ impl Proxy {
     async fn metrics(&self) -> Metrics {
         let (status, _, body) = http_get(&format!("{}/metrics", self.served.admin)).await;
         assert_eq!(status, 200);
-        Metrics(bedrock_meter::scrape::parse(
+        Metrics(bedrock_meter::tools::scrape::parse(
             std::str::from_utf8(&body).unwrap(),
         ))
     }

@@ -523,7 +523,7 @@ async fn metered_proxy(dir: &Path) -> Harness {
         keys_file(&[APPS.as_slice(), &[OVERFLOW_APP]].concat()),
     )
     .unwrap();
-    let keys = bedrock_meter::identify::Keys::load(&keys_path)
+    let keys = bedrock_meter::proxy::identify::Keys::load(&keys_path)
         .unwrap()
         .keys;
     let rates_path = dir.join("rates.toml");
@@ -535,7 +535,7 @@ async fn metered_proxy(dir: &Path) -> Harness {
         c.keys_path = Some(keys_path);
         c.rates_path = Some(rates_path);
         c.reload_interval = Duration::from_millis(100);
-        c.ledger = Some(bedrock_meter::ledger::Target::File(ledger));
+        c.ledger = Some(bedrock_meter::meter::ledger::Target::File(ledger));
     })
     .await
 }

@@ -5,8 +5,8 @@
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
-use bedrock_meter::identify::{KeyStore, Keys, Verdict, verify_body};
-use bedrock_meter::sigv4;
+use bedrock_meter::aws::sigv4;
+use bedrock_meter::proxy::identify::{KeyStore, Keys, Verdict, verify_body};
 use http::request::Parts;
 use http::{HeaderValue, Request, header};
 use proptest::prelude::*;

@@ -5,8 +5,8 @@
 //! the response body.
 #![no_main]
 
-use bedrock_meter::tap::eventstream::{StreamEnd, StreamKind, StreamTap};
-use bedrock_meter::tap::usage::Served;
+use bedrock_meter::proxy::tap::eventstream::{StreamEnd, StreamKind, StreamTap};
+use bedrock_meter::proxy::tap::usage::Served;
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 

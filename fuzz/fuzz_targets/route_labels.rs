@@ -10,10 +10,10 @@
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
 
-use bedrock_meter::identify::open::{APP_HEADER, app_name};
-use bedrock_meter::labels::{self, LabelGuard};
+use bedrock_meter::proxy::identify::open::{APP_HEADER, app_name};
+use bedrock_meter::meter::labels::{self, LabelGuard};
 use bedrock_meter::metrics::Metrics;
-use bedrock_meter::route::{MAX_MODEL_ID_LEN, Operation, route};
+use bedrock_meter::proxy::route::{MAX_MODEL_ID_LEN, Operation, route};
 use http::{HeaderMap, HeaderValue, Method};
 use libfuzzer_sys::fuzz_target;
 
@@ -64,7 +64,7 @@ fn is_fixed(label: &str) -> bool {
         labels::UNKNOWN_APP,
         labels::NO_MODEL,
         // Keys mode's placeholder: a client may declare it, and it never takes a slot.
-        bedrock_meter::identify::UNAUTHENTICATED,
+        bedrock_meter::proxy::identify::UNAUTHENTICATED,
     ]
     .contains(&label)
 }

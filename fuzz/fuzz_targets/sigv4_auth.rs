@@ -15,8 +15,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_credential_types::Credentials;
-use bedrock_meter::identify::{KeyStore, Keys, Verdict, verify_body};
-use bedrock_meter::sigv4;
+use bedrock_meter::proxy::identify::{KeyStore, Keys, Verdict, verify_body};
+use bedrock_meter::aws::sigv4;
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, Request, header};
 use libfuzzer_sys::fuzz_target;

@@ -5,7 +5,7 @@
 //! no empty line the whole input is the body.
 #![no_main]
 
-use bedrock_meter::tap::usage::{
+use bedrock_meter::proxy::tap::usage::{
     self, CACHE_READ_HEADER, CACHE_WRITE_HEADER, INPUT_TOKENS_HEADER, OUTPUT_TOKENS_HEADER, Served,
 };
 use http::{HeaderMap, HeaderName, HeaderValue};

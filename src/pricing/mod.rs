@@ -5,7 +5,6 @@
 pub mod card;
 pub mod date;
 pub mod entry;
-pub mod import;
 pub mod price;
 pub mod resolve;
 
@@ -15,6 +14,5 @@ pub use entry::{
     Adjust, LongContext, ModelPrice, Multiplier, Profiles, Rates, RegionPrice, Tiers,
     micros_to_usd_string,
 };
-pub use import::{ImportError, ImportReport, import_litellm, import_litellm_at};
 pub use price::{Cost, TokenType, Usage, pico_to_decimal, pico_to_usd, price};
 pub use resolve::{Call, Quote, Resolved, Scope, Tier, split_profile};

@@ -9,7 +9,7 @@ use http::{Response, StatusCode, header};
 
 use super::body::SimBody;
 use super::faults::coral_error;
-use crate::sigv4::{self, SigV4Error};
+use crate::aws::sigv4::{self, SigV4Error};
 
 /// AWS accepts requests signed up to 15 minutes either side of its clock.
 const MAX_SKEW: Duration = Duration::from_secs(15 * 60);

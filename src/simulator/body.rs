@@ -9,7 +9,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use tokio::sync::mpsc;
 
-use crate::listener::BoxError;
+use crate::server::listener::BoxError;
 
 pub type FrameSender = mpsc::Sender<Result<Bytes, BoxError>>;
 

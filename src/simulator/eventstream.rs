@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 
 use super::body::{Dropped, FrameSender, SimBody};
 use super::faults::THROTTLED;
-use crate::listener::BoxError;
+use crate::server::listener::BoxError;
 
 pub type EncodeError = aws_smithy_eventstream::error::Error;
 

@@ -6,7 +6,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 
 use super::body::SimBody;
 use super::directives::Fault;
-use crate::aws_error::aws_error;
+use crate::aws::error::aws_error;
 
 /// Bedrock qualifies its modeled error types with the Coral namespace; SDKs strip it.
 const BEDROCK_NS: &str = "http://internal.amazon.com/coral/com.amazon.bedrock/";
@@ -92,7 +92,7 @@ fn malformed_json() -> Response<SimBody> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws_error::ERROR_TYPE_HEADER;
+    use crate::aws::error::ERROR_TYPE_HEADER;
     use http_body_util::BodyExt;
 
     async fn parts(r: Response<SimBody>) -> (u16, String, String) {

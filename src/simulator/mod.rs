@@ -42,7 +42,7 @@ use self::call::Call;
 use self::faults::{bedrock_error, coral_error};
 use self::stats::Recorder;
 use self::usage::Usage;
-use crate::route::{Operation, Route, route};
+use crate::proxy::route::{Operation, Route, route};
 
 /// Larger bodies than any Bedrock operation accepts are refused rather than buffered.
 const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -96,11 +96,11 @@ impl Simulator {
             let shared = handler_shared.clone();
             async move { handle(shared, req).await }
         };
-        tokio::spawn(crate::listener::serve(
+        tokio::spawn(crate::server::listener::serve(
             listener,
             handler,
             shutdown.clone(),
-            crate::listener::Limits::default(),
+            crate::server::listener::Limits::default(),
         ));
         Ok(Simulator {
             addr,

@@ -667,7 +667,7 @@ async fn signed(
         .body(())
         .unwrap();
     let (mut parts, ()) = req.into_parts();
-    crate::sigv4::sign(
+    crate::aws::sigv4::sign(
         &mut parts,
         body.as_bytes(),
         creds,

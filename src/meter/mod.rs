@@ -1,6 +1,9 @@
 //! Meter: records each finished request exactly once — prices its usage with the rate card
 //! snapshot taken when it arrived, and updates the counters and histograms.
 
+pub mod labels;
+pub mod ledger;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -8,14 +11,14 @@ use bytes::{Bytes, BytesMut};
 use http::StatusCode;
 use prometheus::IntGauge;
 
-use crate::labels::{LabelGuard, UNKNOWN_APP};
-use crate::ledger::{Ledger, Record};
+use crate::meter::labels::{LabelGuard, UNKNOWN_APP};
+use crate::meter::ledger::{Ledger, Record};
 use crate::metrics::Metrics;
 use crate::pricing::{Call, Cost, RateCard, Resolved, Tier, Usage};
-use crate::route::Operation;
-use crate::tap::eventstream::{StreamEnd, StreamTap};
-use crate::tap::usage::{self, Missing, Served};
-use crate::tap::{End, Tap};
+use crate::proxy::route::Operation;
+use crate::proxy::tap::eventstream::{StreamEnd, StreamTap};
+use crate::proxy::tap::usage::{self, Missing, Served};
+use crate::proxy::tap::{End, Tap};
 
 /// The largest Converse body the meter keeps a copy of to read `usage` from.
 pub const MAX_JSON_COPY: usize = 16 * 1024 * 1024;
@@ -320,7 +323,7 @@ impl Inner {
                 (
                     u.prompt_total(),
                     u.output,
-                    c.map(|c| crate::ledger::usd_trimmed(c.total())),
+                    c.map(|c| crate::meter::ledger::usd_trimmed(c.total())),
                 )
             });
             tracing::debug!(
@@ -463,8 +466,8 @@ mod tests {
 
     fn requests(meter: &Meter, status: &str) -> f64 {
         let text = String::from_utf8(meter.metrics.render().unwrap()).unwrap();
-        crate::scrape::sum(
-            &crate::scrape::parse(&text),
+        crate::tools::scrape::sum(
+            &crate::tools::scrape::parse(&text),
             "bedrock_requests_total",
             &[("status", status)],
         )

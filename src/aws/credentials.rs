@@ -14,7 +14,7 @@ use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvid
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::aws_error::error_chain;
+use crate::aws::error::error_chain;
 use tokio_util::sync::CancellationToken;
 
 /// Refresh this long before expiry, so no request signs with credentials about to lapse.

@@ -21,11 +21,11 @@ use aws_sdk_bedrockruntime::{Client, config::AppName};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::DemoArgs;
-use crate::forward::upstream::Upstream;
 use crate::pricing::RateCard;
-use crate::scrape;
+use crate::proxy::forward::upstream::Upstream;
 use crate::server::{self, ProxyConfig, Running};
 use crate::simulator::{Simulator, SimulatorConfig};
+use crate::tools::scrape;
 
 type DemoError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-use crate::listener::BoxError;
+use crate::server::listener::BoxError;
 
 /// How a response body ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

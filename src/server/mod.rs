@@ -1,6 +1,10 @@
 //! Server: builds the shared state from a validated configuration, binds the proxy and admin
 //! listeners and runs them until shut down. Tests start it in-process on port 0.
 
+pub mod admin;
+pub mod listener;
+pub mod reload;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,19 +16,17 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::{self, Admin};
-use crate::budget::ByteBudget;
-use crate::forward::credentials::CredentialCache;
-use crate::forward::upstream::{self, Upstream};
-use crate::identify::{KeyStore, Keys};
-use crate::labels::LabelGuard;
-use crate::ledger::{self, Ledger};
-use crate::listener;
+use crate::aws::credentials::CredentialCache;
 use crate::meter::Meter;
+use crate::meter::labels::LabelGuard;
+use crate::meter::ledger::{self, Ledger};
 use crate::metrics::{ConfigFile, Metrics};
 use crate::pricing::RateCard;
+use crate::proxy::budget::ByteBudget;
+use crate::proxy::forward::upstream::{self, Upstream};
+use crate::proxy::identify::{KeyStore, Keys};
 use crate::proxy::{self, State};
-use crate::reload;
+use admin::Admin;
 
 /// A validated configuration (the CLI builds it; tests build it directly).
 pub struct ProxyConfig {
@@ -94,7 +96,7 @@ impl ProxyConfig {
             drain_timeout: Duration::from_secs(30),
             credentials,
             max_body: DEFAULT_MAX_BODY,
-            max_buffered: crate::budget::DEFAULT_MAX_BUFFERED,
+            max_buffered: crate::proxy::budget::DEFAULT_MAX_BUFFERED,
             max_apps: 200,
             max_models: 200,
             connect_timeout: Duration::from_secs(5),

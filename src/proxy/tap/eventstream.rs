@@ -15,7 +15,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::pricing::Usage;
-use crate::tap::usage::{ConverseUsage, PerformanceObject, Served, TierObject};
+use crate::proxy::tap::usage::{ConverseUsage, PerformanceObject, Served, TierObject};
 
 /// Largest frame the tap accepts. Bedrock's frames are a few KiB; anything bigger is treated as
 /// garbage rather than buffered.

@@ -21,9 +21,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Write as _};
 use std::time::SystemTime;
 
-use super::card::{RateCard, is_region_id};
-use super::entry::{ModelPrice, Multiplier, RateSpans, Rates, micros_to_usd_string};
-use super::resolve::{Call, Resolved, Scope, Tier, split_profile};
+use crate::pricing::card::{RateCard, is_region_id};
+use crate::pricing::entry::{ModelPrice, Multiplier, RateSpans, Rates, micros_to_usd_string};
+use crate::pricing::resolve::{Call, Resolved, Scope, Tier, split_profile};
 
 /// What an import found and the card it proposes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -685,7 +685,7 @@ fn base_value(e: &ModelPrice, resolved: &Resolved, kind: Kind) -> String {
 }
 
 impl Kind {
-    fn get_adjust(self, a: &super::entry::Adjust) -> Option<u64> {
+    fn get_adjust(self, a: &crate::pricing::entry::Adjust) -> Option<u64> {
         match self {
             Kind::Input => a.input,
             Kind::Output => a.output,

@@ -1,7 +1,6 @@
 //! Forward: turns the client's request into the upstream request — hop-by-hop and client auth
 //! headers dropped, the body's length fixed, and the whole signed with the proxy's credentials.
 
-pub mod credentials;
 pub mod upstream;
 
 use std::time::SystemTime;
@@ -11,8 +10,8 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Uri, header, request::Parts};
 use http_body_util::Full;
 
-use crate::identify::APP_HEADER;
-use crate::sigv4::{self, PayloadHash, SigV4Error};
+use crate::aws::sigv4::{self, PayloadHash, SigV4Error};
+use crate::proxy::identify::APP_HEADER;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 8] = [

@@ -304,9 +304,9 @@ pub(super) fn printable(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{Query, Timestamp, aggregate};
+    use crate::tools::report::{Query, Timestamp, aggregate};
 
-    const SAMPLE: &str = include_str!("../../tests/fixtures/ledger-sample.jsonl");
+    const SAMPLE: &str = include_str!("../../../tests/fixtures/ledger-sample.jsonl");
 
     fn rendered(query: &Query, format: Format) -> String {
         let report = aggregate(SAMPLE.as_bytes(), query).unwrap();

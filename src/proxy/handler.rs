@@ -11,24 +11,24 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::aws_error::{aws_error, error_chain};
-use crate::budget::{ByteBudget, Held, HeldBody};
-use crate::forward::credentials::CredentialCache;
-use crate::forward::upstream::{Upstream, UpstreamClient};
-use crate::forward::{strip_hop_by_hop, upstream_request};
-use crate::guard::{Guarded, Idle};
-use crate::identify::{self, AuthFailure, KeyStore, UNAUTHENTICATED, Verdict};
-use crate::ledger::usd_trimmed;
-use crate::listener::BoxError;
+use crate::aws::credentials::CredentialCache;
+use crate::aws::error::{aws_error, error_chain};
+use crate::aws::sigv4::{self, PayloadHash};
 use crate::meter::MAX_JSON_COPY;
+use crate::meter::ledger::usd_trimmed;
 use crate::meter::{Meter, Pending, Source};
 use crate::pricing::RateCard;
 use crate::pricing::Usage;
-use crate::route::{Operation, route};
-use crate::sigv4::{self, PayloadHash};
-use crate::tap::TapBody;
-use crate::tap::eventstream::{StreamKind, StreamTap};
-use crate::tap::usage::{self, Missing, Served};
+use crate::proxy::budget::{ByteBudget, Held, HeldBody};
+use crate::proxy::forward::upstream::{Upstream, UpstreamClient};
+use crate::proxy::forward::{strip_hop_by_hop, upstream_request};
+use crate::proxy::guard::{Guarded, Idle};
+use crate::proxy::identify::{self, AuthFailure, KeyStore, UNAUTHENTICATED, Verdict};
+use crate::proxy::route::{Operation, route};
+use crate::proxy::tap::TapBody;
+use crate::proxy::tap::eventstream::{StreamKind, StreamTap};
+use crate::proxy::tap::usage::{self, Missing, Served};
+use crate::server::listener::BoxError;
 
 /// Response header telling a metered non-streaming call's cost (`--cost-header`).
 pub const COST_HEADER: &str = "x-bedrock-meter-cost-usd";

@@ -8,7 +8,7 @@
 //! Wiring into the command line:
 //!
 //! ```no_run
-//! use bedrock_meter::report::{self, ReportArgs};
+//! use bedrock_meter::tools::report::{self, ReportArgs};
 //!
 //! #[derive(clap::Parser)]
 //! struct Report {
@@ -269,7 +269,7 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    const SAMPLE: &str = include_str!("../../tests/fixtures/ledger-sample.jsonl");
+    const SAMPLE: &str = include_str!("../../../tests/fixtures/ledger-sample.jsonl");
 
     #[derive(Parser, Debug)]
     struct Cli {

@@ -15,10 +15,10 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
-use crate::aws_error::aws_error;
-use crate::listener::BoxError;
+use crate::aws::error::aws_error;
 use crate::metrics::Exposition;
 use crate::proxy::State;
+use crate::server::listener::BoxError;
 
 pub struct Admin {
     pub state: Arc<State>,

@@ -691,7 +691,7 @@ mod tests {
 
     #[test]
     fn corrupted_lines_never_panic() {
-        let sample = include_str!("../../tests/fixtures/ledger-sample.jsonl");
+        let sample = include_str!("../../../tests/fixtures/ledger-sample.jsonl");
         let mut parsed = 0;
         for l in sample.lines() {
             let b = l.as_bytes();

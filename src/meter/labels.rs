@@ -48,7 +48,7 @@ impl LabelGuard {
             models: DashMap::new(),
             fixed: Fixed {
                 unknown: UNKNOWN_APP.into(),
-                unauthenticated: crate::identify::UNAUTHENTICATED.into(),
+                unauthenticated: crate::proxy::identify::UNAUTHENTICATED.into(),
                 invalid: INVALID.into(),
                 other: OTHER.into(),
                 unverified: UNVERIFIED.into(),
@@ -67,7 +67,7 @@ impl LabelGuard {
         // claim them either way: they mean the same thing whoever says them.
         match raw {
             UNKNOWN_APP => return self.fixed.unknown.clone(),
-            crate::identify::UNAUTHENTICATED => return self.fixed.unauthenticated.clone(),
+            crate::proxy::identify::UNAUTHENTICATED => return self.fixed.unauthenticated.clone(),
             OTHER => return self.fixed.other.clone(),
             INVALID => return self.fixed.invalid.clone(),
             _ => {}

@@ -19,7 +19,7 @@ use http_body_util::BodyExt;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
 
-use crate::listener::BoxError;
+use crate::server::listener::BoxError;
 
 /// The upstream sent nothing for longer than the idle timeout.
 #[derive(Debug, thiserror::Error)]

@@ -15,7 +15,7 @@ use arc_swap::ArcSwap;
 use aws_credential_types::Credentials;
 use http::{HeaderMap, StatusCode, header, request::Parts};
 
-use crate::sigv4::{self, PayloadHash, SigV4Error};
+use crate::aws::sigv4::{self, PayloadHash, SigV4Error};
 pub use keys::{Keys, KeysError, KeysErrors, LoadedKeys};
 pub use open::APP_HEADER;
 

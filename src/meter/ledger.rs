@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::civil::civil_from_days;
 use crate::pricing::{Cost, Usage};
-use crate::route::Operation;
+use crate::proxy::route::Operation;
 
 /// Records waiting to be written before new ones are dropped.
 pub const DEFAULT_QUEUE: usize = 65_536;

@@ -1,0 +1,6 @@
+//! The AWS protocol pieces the proxy and the simulator share: SigV4 signing and verification,
+//! the AWS error shape, and the proxy's own AWS credentials.
+
+pub mod credentials;
+pub mod error;
+pub mod sigv4;

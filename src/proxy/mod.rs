@@ -1,0 +1,13 @@
+//! The proxy's request path, in the order a request meets it: [`route`] → [`identify`] →
+//! [`guard`] and [`budget`] → [`forward`] → [`tap`]. [`handler`] runs the steps and answers the
+//! proxy's own errors.
+
+pub mod budget;
+pub mod forward;
+pub mod guard;
+pub mod handler;
+pub mod identify;
+pub mod route;
+pub mod tap;
+
+pub use handler::{COST_HEADER, ProxyBody, State, handle};
