@@ -203,7 +203,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Err(e) => return config_error(e.to_string()),
     };
     if let Some(region) = &args.region
-        && !bedrock_meter::proxy::forward::upstream::valid_region(region)
+        && !bedrock_meter::names::valid_region(region)
     {
         return config_error(format!("--region {region:?} is not an AWS Region id"));
     }

@@ -322,7 +322,7 @@ impl Metrics {
             "Requests refused in keys mode, by reason; none of them reached Bedrock.",
             &["reason"],
         )?;
-        for reason in crate::proxy::identify::AuthFailure::REASONS {
+        for reason in crate::names::AUTH_FAILURE_REASONS {
             auth_failures.with_label_values(&[reason]);
         }
         let rate_card_reloads = counter(

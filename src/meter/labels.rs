@@ -15,11 +15,11 @@ use crate::metrics::Metrics;
 pub const INVALID: &str = "invalid";
 pub const OTHER: &str = "other";
 pub const UNVERIFIED: &str = "unverified";
-pub const UNKNOWN_APP: &str = "unknown";
+pub use crate::names::UNKNOWN_APP;
+use crate::names::{UNAUTHENTICATED, valid_app};
 /// The `model` label of operations not addressed to a model (guardrails, async jobs, bad paths).
 pub const NO_MODEL: &str = "none";
 
-const MAX_APP_LEN: usize = 64;
 const MAX_MODEL_LABEL_LEN: usize = 256;
 
 pub struct LabelGuard {
@@ -48,7 +48,7 @@ impl LabelGuard {
             models: DashMap::new(),
             fixed: Fixed {
                 unknown: UNKNOWN_APP.into(),
-                unauthenticated: crate::proxy::identify::UNAUTHENTICATED.into(),
+                unauthenticated: UNAUTHENTICATED.into(),
                 invalid: INVALID.into(),
                 other: OTHER.into(),
                 unverified: UNVERIFIED.into(),
@@ -67,7 +67,7 @@ impl LabelGuard {
         // claim them either way: they mean the same thing whoever says them.
         match raw {
             UNKNOWN_APP => return self.fixed.unknown.clone(),
-            crate::proxy::identify::UNAUTHENTICATED => return self.fixed.unauthenticated.clone(),
+            UNAUTHENTICATED => return self.fixed.unauthenticated.clone(),
             OTHER => return self.fixed.other.clone(),
             INVALID => return self.fixed.invalid.clone(),
             _ => {}
@@ -119,13 +119,6 @@ fn admit(
         return other.clone();
     }
     set.entry(raw.into()).or_insert_with(|| raw.into()).clone()
-}
-
-pub fn valid_app(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= MAX_APP_LEN
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 fn valid_model(s: &str) -> bool {

@@ -15,12 +15,12 @@ use toml::Spanned;
 
 use super::date::{self, CardDate};
 use super::entry::{
-    Adjust, Given, LongContext, ModelPrice, Multiplier, Profiles, RateSpans, Rates, RegionPrice,
-    Tiers,
+    Adjust, Given, LongContext, ModelPrice, Profiles, RateSpans, RegionPrice, Tiers,
 };
-use super::resolve::{Call, Tier, split_profile};
+use super::model_id::split_profile;
+use super::units::{Call, Multiplier, Rates, Tier};
 
-pub use super::resolve::PROFILE_PREFIXES;
+pub use super::model_id::PROFILE_PREFIXES;
 
 /// `rates check` warns when a card's `updated` date is more than this many days old.
 pub const STALE_AFTER_DAYS: i64 = 90;
@@ -410,7 +410,7 @@ impl Checker<'_> {
         });
         let mut regions = Vec::new();
         for (region, adjust) in m.regions.iter().flatten() {
-            if !is_region_id(region) {
+            if !crate::names::valid_region(region) {
                 self.error(
                     Some(adjust.span()),
                     format!("{id}: regions: {region:?} is not an AWS Region id (e.g. eu-west-1)"),
@@ -582,7 +582,7 @@ impl RateCard {
         for entry in &raw.arn {
             let a = entry.get_ref();
             let arn = a.arn.get_ref().trim().to_owned();
-            if super::resolve::Arn::parse(&arn).is_none() {
+            if super::model_id::Arn::parse(&arn).is_none() {
                 c.error(
                     Some(a.arn.span()),
                     format!(
@@ -754,23 +754,6 @@ impl RateCard {
 
 fn has_entry(models: &HashMap<String, Vec<Arc<ModelPrice>>>, id: &str) -> bool {
     models.contains_key(id) || models.contains_key(split_profile(id).1)
-}
-
-/// `eu-west-1`, `us-gov-west-1`, `ap-southeast-2`…
-pub(crate) fn is_region_id(s: &str) -> bool {
-    let mut parts = s.split('-');
-    let first_ok = parts
-        .next()
-        .is_some_and(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_lowercase()));
-    let rest: Vec<&str> = parts.collect();
-    first_ok
-        && rest.len() >= 2
-        && rest
-            .last()
-            .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-        && rest[..rest.len() - 1]
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
 }
 
 /// USD per 1M tokens as integer micro-dollars; at most six decimals, non-negative, finite.
@@ -1127,10 +1110,10 @@ caching = false
     #[test]
     fn region_ids() {
         for ok in ["eu-west-1", "us-gov-west-1", "ap-southeast-2", "us-east-1"] {
-            assert!(is_region_id(ok), "{ok}");
+            assert!(crate::names::valid_region(ok), "{ok}");
         }
         for bad in ["Mars", "eu", "eu-west", "eu-west-", "-west-1", "EU-west-1"] {
-            assert!(!is_region_id(bad), "{bad}");
+            assert!(!crate::names::valid_region(bad), "{bad}");
         }
     }
 

@@ -6,91 +6,10 @@
 //! result fits in micro-dollars, otherwise rounded half up to the nearest micro-dollar per 1M
 //! tokens (one pico-dollar per token).
 
-use std::fmt;
 use std::ops::Range;
 
 use super::date::CardDate;
-use super::resolve::Scope;
-
-/// Per-1M-token rates in micro-dollars (USD × 1e6), so prices with up to six decimals are exact.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Rates {
-    pub input: u64,
-    pub output: u64,
-    pub cache_read: u64,
-    /// Cache writes with the default (5-minute) TTL.
-    pub cache_write: u64,
-    /// Cache writes with the 1-hour TTL.
-    pub cache_write_1h: u64,
-}
-
-impl Rates {
-    /// Every rate times `m`, each rounded half up to a micro-dollar.
-    pub fn scaled(self, m: Multiplier) -> Rates {
-        Rates {
-            input: m.apply(self.input),
-            output: m.apply(self.output),
-            cache_read: m.apply(self.cache_read),
-            cache_write: m.apply(self.cache_write),
-            cache_write_1h: m.apply(self.cache_write_1h),
-        }
-    }
-}
-
-/// A non-negative multiplier with at most four decimals, held as ten-thousandths (1.75 → 17500).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Multiplier(u32);
-
-impl Multiplier {
-    pub const ONE: Multiplier = Multiplier(SCALE);
-
-    /// From ten-thousandths: `Multiplier::from_ten_thousandths(11_000)` is 1.1.
-    pub const fn from_ten_thousandths(n: u32) -> Multiplier {
-        Multiplier(n)
-    }
-
-    pub const fn ten_thousandths(self) -> u32 {
-        self.0
-    }
-
-    /// A card value: finite, 0 to 1000, at most four decimals.
-    pub(crate) fn from_f64(v: f64) -> Result<Multiplier, &'static str> {
-        if !v.is_finite() || v < 0.0 {
-            return Err("must be a non-negative number");
-        }
-        if v > 1000.0 {
-            return Err("is over 1000; is it a price rather than a multiplier?");
-        }
-        let scaled = v * f64::from(SCALE);
-        let rounded = scaled.round();
-        if (scaled - rounded).abs() > 1e-6 * scaled.max(1.0) {
-            return Err("has more than 4 decimal places");
-        }
-        Ok(Multiplier(rounded as u32))
-    }
-
-    /// `micros × self`, rounded half up; saturates at `u64::MAX`.
-    pub fn apply(self, micros: u64) -> u64 {
-        if self == Multiplier::ONE {
-            return micros;
-        }
-        let product = u128::from(micros) * u128::from(self.0) + u128::from(SCALE / 2);
-        u64::try_from(product / u128::from(SCALE)).unwrap_or(u64::MAX)
-    }
-}
-
-const SCALE: u32 = 10_000;
-
-impl fmt::Display for Multiplier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (whole, frac) = (self.0 / SCALE, self.0 % SCALE);
-        if frac == 0 {
-            return write!(f, "{whole}");
-        }
-        let digits = format!("{frac:04}");
-        write!(f, "{whole}.{}", digits.trim_end_matches('0'))
-    }
-}
+use super::units::{Multiplier, Rates, Scope};
 
 /// Where a rate literal sits in the card text (byte ranges), so `rates import` can rewrite it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -5,14 +5,17 @@
 pub mod card;
 pub mod date;
 pub mod entry;
+pub mod model_id;
 pub mod price;
 pub mod resolve;
+pub mod units;
 
 pub use card::{ArnMapping, CardError, CardErrors, LoadedCard, RateCard, STALE_AFTER_DAYS};
 pub use date::{CardDate, utc_date};
 pub use entry::{
-    Adjust, LongContext, ModelPrice, Multiplier, Profiles, Rates, RegionPrice, Tiers,
-    micros_to_usd_string,
+    Adjust, LongContext, ModelPrice, Profiles, RegionPrice, Tiers, micros_to_usd_string,
 };
-pub use price::{Cost, TokenType, Usage, pico_to_decimal, pico_to_usd, price};
-pub use resolve::{Call, Quote, Resolved, Scope, Tier, split_profile};
+pub use model_id::split_profile;
+pub use price::{pico_to_decimal, pico_to_usd, price};
+pub use resolve::{Quote, Resolved};
+pub use units::{Call, Cost, Multiplier, Rates, Scope, Tier, TokenType, Usage};

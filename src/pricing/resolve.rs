@@ -4,118 +4,14 @@
 //! `RateCard::resolve` runs once per request when the model id is known; `Resolved::quote` runs
 //! when the usage is known. Both are pure, and `quote` does not allocate.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::card::RateCard;
-use super::entry::{LongContext, ModelPrice, Multiplier, Rates};
-use super::price::{Cost, Usage, price};
-
-/// Bedrock service tier of a request (`serviceTier.type`, `X-Amzn-Bedrock-Service-Tier`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Tier {
-    /// Standard, on-demand.
-    #[default]
-    Default,
-    Priority,
-    Flex,
-    /// Reserved capacity: billed per month, not per token.
-    Reserved,
-}
-
-impl Tier {
-    pub const ALL: [Tier; 4] = [Tier::Default, Tier::Priority, Tier::Flex, Tier::Reserved];
-
-    /// Case-insensitive; `standard` and `default` are the default tier.
-    pub fn parse(s: &str) -> Option<Tier> {
-        let s = s.trim();
-        let is = |name: &str| s.eq_ignore_ascii_case(name);
-        if is("default") || is("standard") {
-            Some(Tier::Default)
-        } else if is("priority") {
-            Some(Tier::Priority)
-        } else if is("flex") {
-            Some(Tier::Flex)
-        } else if is("reserved") {
-            Some(Tier::Reserved)
-        } else {
-            None
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tier::Default => "default",
-            Tier::Priority => "priority",
-            Tier::Flex => "flex",
-            Tier::Reserved => "reserved",
-        }
-    }
-}
-
-impl fmt::Display for Tier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// How a model was called: in-Region by its bare id, or through a cross-region profile.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Scope {
-    /// The bare model id (`anthropic.claude-…`), served in the Region called.
-    InRegion,
-    /// A geographic profile: `us.`, `eu.`, `apac.`, `jp.`, `au.`, `ca.`.
-    Geo,
-    /// `us-gov.`
-    UsGov,
-    /// `global.`
-    Global,
-}
-
-impl Scope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::InRegion => "in-region",
-            Scope::Geo => "geo",
-            Scope::UsGov => "us-gov",
-            Scope::Global => "global",
-        }
-    }
-}
-
-/// Cross-region profile prefixes, stripped when the full id is not in the card.
-pub const PROFILE_PREFIXES: [&str; 8] = [
-    "us.", "eu.", "apac.", "jp.", "au.", "ca.", "us-gov.", "global.",
-];
-
-/// The scope of a model id and the id without its profile prefix.
-pub fn split_profile(id: &str) -> (Scope, &str) {
-    for prefix in PROFILE_PREFIXES {
-        if let Some(bare) = id.strip_prefix(prefix) {
-            let scope = match prefix {
-                "global." => Scope::Global,
-                "us-gov." => Scope::UsGov,
-                _ => Scope::Geo,
-            };
-            return (scope, bare);
-        }
-    }
-    (Scope::InRegion, id)
-}
-
-/// What the pricing needs to know about a request before its usage is known.
-#[derive(Clone, Copy, Debug)]
-pub struct Call<'a> {
-    /// The model id as called: a model or profile id, or an ARN.
-    pub model_id: &'a str,
-    /// The Region the request was signed for (`None`: take it from the ARN, if any).
-    pub region: Option<&'a str>,
-    /// `performanceConfig.latency = optimized` — as served, if the response says.
-    pub latency_optimized: bool,
-    /// When the request was made; chooses between entries with `effective_from` dates.
-    pub at: SystemTime,
-}
+use super::entry::{LongContext, ModelPrice};
+use super::model_id::{Arn, split_profile};
+use super::price::price;
+use super::units::{Call, Cost, Multiplier, Rates, Scope, Tier, Usage};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Latency {
@@ -349,32 +245,6 @@ impl Resolved {
             r.cache_write_1h = r.input;
         }
         (r, unsupported)
-    }
-}
-
-/// The parts of a Bedrock ARN the pricing cares about:
-/// `arn:PARTITION:bedrock:REGION:ACCOUNT:TYPE/ID` (the id may itself contain `:`).
-pub(crate) struct Arn<'a> {
-    pub region: &'a str,
-    pub resource_type: &'a str,
-    pub resource_id: &'a str,
-}
-
-impl<'a> Arn<'a> {
-    pub fn parse(s: &'a str) -> Option<Arn<'a>> {
-        let rest = s.strip_prefix("arn:")?;
-        let mut parts = rest.splitn(5, ':');
-        let (_partition, service, region, _account) =
-            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        if service != "bedrock" {
-            return None;
-        }
-        let (resource_type, resource_id) = parts.next()?.split_once('/')?;
-        Some(Arn {
-            region,
-            resource_type,
-            resource_id,
-        })
     }
 }
 

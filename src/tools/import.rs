@@ -21,9 +21,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Write as _};
 use std::time::SystemTime;
 
-use crate::pricing::card::{RateCard, is_region_id};
-use crate::pricing::entry::{ModelPrice, Multiplier, RateSpans, Rates, micros_to_usd_string};
-use crate::pricing::resolve::{Call, Resolved, Scope, Tier, split_profile};
+use crate::names::valid_region;
+use crate::pricing::card::RateCard;
+use crate::pricing::entry::{ModelPrice, RateSpans, micros_to_usd_string};
+use crate::pricing::model_id::split_profile;
+use crate::pricing::resolve::Resolved;
+use crate::pricing::units::{Call, Multiplier, Rates, Scope, Tier};
 
 /// What an import found and the card it proposes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -488,7 +491,7 @@ fn normalize_key(key: &str) -> Option<(String, Option<String>, u8)> {
                 continue;
             }
             match rest.split_once('/') {
-                Some((first, r)) if region.is_none() && is_region_id(first) => {
+                Some((first, r)) if region.is_none() && valid_region(first) => {
                     region = Some(first.to_owned());
                     rest = r;
                 }

@@ -11,7 +11,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, Uri, header, request::Pa
 use http_body_util::Full;
 
 use crate::aws::sigv4::{self, PayloadHash, SigV4Error};
-use crate::proxy::identify::APP_HEADER;
+use crate::names::APP_HEADER;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 8] = [

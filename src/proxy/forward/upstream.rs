@@ -1,6 +1,7 @@
 //! The upstream client: a pooled hyper-util client over rustls (or plain HTTP for a local
 //! simulator), and where each request goes.
 
+use crate::names::valid_region;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -72,13 +73,6 @@ impl Upstream {
         };
         built.map_err(|_| UpstreamError::BadUrl(path_and_query.to_owned()))
     }
-}
-
-pub fn valid_region(region: &str) -> bool {
-    (1..=32).contains(&region.len())
-        && region
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// The pooled client. HTTP/1.1 upstream: Bedrock's streaming responses are long-lived and

@@ -28,8 +28,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
-use crate::meter::labels::valid_app;
-use crate::proxy::forward::upstream::valid_region;
+use crate::names::{valid_app, valid_region};
 
 /// Bearer tokens shorter than this are refused: they would be guessable.
 pub const MIN_BEARER_LEN: usize = 16;

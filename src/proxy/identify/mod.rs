@@ -16,14 +16,11 @@ use aws_credential_types::Credentials;
 use http::{HeaderMap, StatusCode, header, request::Parts};
 
 use crate::aws::sigv4::{self, PayloadHash, SigV4Error};
+pub use crate::names::{APP_HEADER, UNAUTHENTICATED};
 pub use keys::{Keys, KeysError, KeysErrors, LoadedKeys};
-pub use open::APP_HEADER;
 
 /// How far a request's signing time may be from the proxy's clock, as AWS allows.
 pub const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
-
-/// The `app` label of a request refused before it was attributed.
-pub const UNAUTHENTICATED: &str = "unauthenticated";
 
 /// The keys in force; swapped whole on reload, so a request keeps the key it was checked with.
 pub struct KeyStore {
@@ -81,15 +78,7 @@ impl AuthFailure {
         }
     }
 
-    pub const REASONS: [&'static str; 7] = [
-        "missing",
-        "malformed",
-        "unknown_key",
-        "bad_session_token",
-        "bad_signature",
-        "expired",
-        "unknown_bearer_token",
-    ];
+    pub const REASONS: [&'static str; 7] = crate::names::AUTH_FAILURE_REASONS;
 
     /// Status and `x-amzn-ErrorType`: what AWS answers, so SDKs raise the familiar exception.
     pub fn status_and_type(&self) -> (StatusCode, &'static str) {

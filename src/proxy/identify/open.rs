@@ -7,7 +7,7 @@
 
 use http::HeaderMap;
 
-pub const APP_HEADER: &str = "x-bedrock-meter-app";
+pub use crate::names::APP_HEADER;
 
 /// The client-declared app name, if any, in order of precedence.
 pub fn app_name(headers: &HeaderMap) -> Option<&str> {
