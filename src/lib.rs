@@ -13,6 +13,7 @@ pub mod civil;
 pub mod cli;
 pub mod meter;
 pub mod metrics;
+pub mod money;
 pub mod names;
 pub mod pricing;
 pub mod proxy;

@@ -20,7 +20,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::pricing::price::pico_to_usd;
+use crate::money::pico_to_usd;
 use crate::pricing::{Cost, Tier, TokenType, Usage};
 use crate::proxy::route::Operation;
 

@@ -185,7 +185,7 @@ async fn ledger_sums_equal_the_counters_and_report_totals_equal_the_ledger() {
     report::run(text.as_bytes(), &csv_args, &mut out, &mut err).unwrap();
     let csv = String::from_utf8(out).unwrap();
     let total = csv.lines().find(|l| l.starts_with("TOTAL")).unwrap();
-    let expected_usd = bedrock_meter::meter::ledger::usd(expected);
+    let expected_usd = bedrock_meter::money::usd(expected);
     assert!(total.contains(&expected_usd), "{total} vs {expected_usd}");
 }
 

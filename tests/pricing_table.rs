@@ -6,9 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use bedrock_meter::pricing::{
-    Call, Quote, RateCard, Tier, Usage, pico_to_decimal, price, utc_date,
-};
+use bedrock_meter::pricing::{Call, Quote, RateCard, Tier, Usage, price, utc_date};
 
 fn shipped() -> RateCard {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("rates/bedrock.toml");
@@ -636,7 +634,7 @@ fn quotes_break_cost_down_and_print_exactly() {
         (30_000_000_000, 15_000_000_000, 6_000_000_000, 4_650_000_000)
     );
     assert_eq!(c.total(), 55_650_000_000);
-    assert_eq!(pico_to_decimal(c.total()), "0.055650000000");
+    assert_eq!(bedrock_meter::money::usd(c.total()), "0.055650000000");
     assert_eq!(q.cache_savings, 20_000 * (3_000_000 - 300_000));
 }
 

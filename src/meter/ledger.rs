@@ -19,6 +19,7 @@ use prometheus::IntCounter;
 use serde::Serialize;
 
 use crate::civil::civil_from_days;
+use crate::money::usd;
 use crate::pricing::{Cost, Usage};
 use crate::proxy::route::Operation;
 
@@ -278,21 +279,6 @@ impl<'a> From<&'a Record> for Line<'a> {
     }
 }
 
-/// Pico-dollars as an exact decimal USD string with 12 fractional digits.
-pub fn usd(pico: u64) -> String {
-    format!(
-        "{}.{:012}",
-        pico / 1_000_000_000_000,
-        pico % 1_000_000_000_000
-    )
-}
-
-/// Pico-dollars as the shortest exact decimal USD string: `0.000063`, `1.5`, `0`.
-pub fn usd_trimmed(pico: u64) -> String {
-    let full = usd(pico);
-    full.trim_end_matches('0').trim_end_matches('.').to_owned()
-}
-
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn rfc3339_millis(time: SystemTime) -> String {
     let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -362,12 +348,6 @@ mod tests {
                 "rate_card": "2026-11"
             })
         );
-        assert_eq!(usd(18_446_744_073_709_551_615), "18446744.073709551615");
-        assert_eq!(usd(1), "0.000000000001");
-        assert_eq!(usd_trimmed(63_000_000), "0.000063");
-        assert_eq!(usd_trimmed(1_500_000_000_000), "1.5");
-        assert_eq!(usd_trimmed(0), "0");
-        assert_eq!(usd_trimmed(10_000_000_000_000), "10");
     }
 
     #[test]

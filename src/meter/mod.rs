@@ -323,7 +323,7 @@ impl Inner {
                 (
                     u.prompt_total(),
                     u.output,
-                    c.map(|c| crate::meter::ledger::usd_trimmed(c.total())),
+                    c.map(|c| crate::money::usd_trimmed(c.total())),
                 )
             });
             tracing::debug!(

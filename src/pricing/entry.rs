@@ -171,20 +171,6 @@ impl ModelPrice {
     }
 }
 
-/// Micro-dollars per 1M tokens as a decimal USD string, trailing zeros trimmed to at least two
-/// decimals: 3_000_000 → "3.00", 35_000 → "0.035", 8_750 → "0.00875".
-pub fn micros_to_usd_string(micros: u64) -> String {
-    let (whole, frac) = (micros / 1_000_000, micros % 1_000_000);
-    let digits = format!("{frac:06}");
-    let trimmed = digits.trim_end_matches('0');
-    let frac = if trimmed.len() < 2 {
-        &digits[..2]
-    } else {
-        trimmed
-    };
-    format!("{whole}.{frac}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,17 +193,6 @@ mod tests {
         assert_eq!(m(1.1).to_string(), "1.1");
         assert_eq!(m(1.75).to_string(), "1.75");
         assert_eq!(m(2.0).to_string(), "2");
-    }
-
-    #[test]
-    fn usd_strings() {
-        assert_eq!(micros_to_usd_string(3_000_000), "3.00");
-        assert_eq!(micros_to_usd_string(3_300_000), "3.30");
-        assert_eq!(micros_to_usd_string(35_000), "0.035");
-        assert_eq!(micros_to_usd_string(8_750), "0.00875");
-        assert_eq!(micros_to_usd_string(4_125_000), "4.125");
-        assert_eq!(micros_to_usd_string(0), "0.00");
-        assert_eq!(micros_to_usd_string(546_875), "0.546875");
     }
 
     #[test]

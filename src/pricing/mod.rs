@@ -12,10 +12,8 @@ pub mod units;
 
 pub use card::{ArnMapping, CardError, CardErrors, LoadedCard, RateCard, STALE_AFTER_DAYS};
 pub use date::{CardDate, utc_date};
-pub use entry::{
-    Adjust, LongContext, ModelPrice, Profiles, RegionPrice, Tiers, micros_to_usd_string,
-};
+pub use entry::{Adjust, LongContext, ModelPrice, Profiles, RegionPrice, Tiers};
 pub use model_id::split_profile;
-pub use price::{pico_to_decimal, pico_to_usd, price};
+pub use price::price;
 pub use resolve::{Quote, Resolved};
 pub use units::{Call, Cost, Multiplier, Rates, Scope, Tier, TokenType, Usage};

@@ -23,19 +23,6 @@ pub fn price(usage: &Usage, rates: &Rates) -> Cost {
     }
 }
 
-const PICO_PER_USD: u64 = 1_000_000_000_000;
-
-/// Pico-dollars as USD, for Prometheus and people.
-pub fn pico_to_usd(pico: u128) -> f64 {
-    pico as f64 / 1e12
-}
-
-/// Pico-dollars as an exact decimal USD string with 12 fractional digits, for the ledger:
-/// `12_345_000` → `"0.000012345000"`.
-pub fn pico_to_decimal(pico: u64) -> String {
-    format!("{}.{:012}", pico / PICO_PER_USD, pico % PICO_PER_USD)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,7 +103,6 @@ mod tests {
             &rates(2, 0, 0, 0),
         );
         assert_eq!(c.total(), u64::MAX);
-        assert_eq!(pico_to_usd(875_000_000), 0.000875);
     }
 
     #[test]
@@ -140,13 +126,5 @@ mod tests {
         };
         assert_eq!(u.cache_writes_by_ttl(), (0, 10));
         assert_eq!(price(&u, &r).cache_write, 10 * 6_000_000);
-    }
-
-    #[test]
-    fn decimal_strings() {
-        assert_eq!(pico_to_decimal(12_345_000), "0.000012345000");
-        assert_eq!(pico_to_decimal(0), "0.000000000000");
-        assert_eq!(pico_to_decimal(1_500_000_000_000), "1.500000000000");
-        assert_eq!(pico_to_decimal(u64::MAX), "18446744.073709551615");
     }
 }

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::cli::EstimateArgs;
-use crate::meter::ledger::usd_trimmed;
+use crate::money::usd_trimmed;
 use std::time::SystemTime;
 
 use crate::pricing::{Call, RateCard, Usage};

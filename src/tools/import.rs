@@ -21,9 +21,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Write as _};
 use std::time::SystemTime;
 
+use crate::money::micros_to_usd_string;
 use crate::names::valid_region;
 use crate::pricing::card::RateCard;
-use crate::pricing::entry::{ModelPrice, RateSpans, micros_to_usd_string};
+use crate::pricing::entry::{ModelPrice, RateSpans};
 use crate::pricing::model_id::split_profile;
 use crate::pricing::resolve::Resolved;
 use crate::pricing::units::{Call, Multiplier, Rates, Scope, Tier};

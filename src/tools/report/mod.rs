@@ -26,7 +26,6 @@
 //! ```
 
 mod aggregate;
-mod money;
 mod render;
 mod time;
 
@@ -38,8 +37,8 @@ use std::str::FromStr;
 
 use clap::ValueEnum;
 
+pub use crate::money::Pico;
 pub use aggregate::{CostByType, MAX_LINE, Report, Row, SkippedLine, Tokens, Totals, aggregate};
-pub use money::Pico;
 pub use render::render;
 pub use time::Timestamp;
 

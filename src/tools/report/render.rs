@@ -4,8 +4,8 @@ use std::io::{self, BufWriter, Write};
 
 use serde::Serialize;
 
-use super::money::{Pico, percent};
 use super::{Format, GroupBy, Report, ReportError, Row, Totals};
+use crate::money::{Pico, percent};
 
 /// Fraction digits of money in the table (micro-dollars); CSV and JSON are exact.
 const TABLE_DECIMALS: u32 = 6;

@@ -1,4 +1,5 @@
-//! Exact money: USD amounts as integers of pico-dollars (1e-12 USD), the ledger's precision.
+//! Exact money: USD amounts as integers of pico-dollars (1e-12 USD, the ledger's precision) and
+//! rates as micro-dollars per 1M tokens, and every way the project writes them out. A leaf.
 
 use std::fmt;
 
@@ -82,6 +83,37 @@ impl fmt::Display for Pico {
 /// Hundredths of a percent as a decimal string with two fraction digits: 6250 → `62.50`.
 pub fn percent(hundredths: u128) -> String {
     format!("{}.{:02}", hundredths / 100, hundredths % 100)
+}
+
+/// Pico-dollars as USD, for Prometheus and people: the one place money becomes a float.
+pub fn pico_to_usd(pico: u128) -> f64 {
+    pico as f64 / 1e12
+}
+
+/// Pico-dollars as an exact decimal USD string with all 12 fraction digits, the ledger's format:
+/// `12_345_000` → `"0.000012345000"`.
+pub fn usd(pico: u64) -> String {
+    Pico(u128::from(pico)).to_string()
+}
+
+/// Pico-dollars as the shortest exact decimal USD string: `0.000063`, `1.5`, `0`.
+pub fn usd_trimmed(pico: u64) -> String {
+    let full = usd(pico);
+    full.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// Micro-dollars per 1M tokens as a decimal USD string, trailing zeros trimmed to at least two
+/// decimals: 3_000_000 → "3.00", 35_000 → "0.035", 8_750 → "0.00875".
+pub fn micros_to_usd_string(micros: u64) -> String {
+    let (whole, frac) = (micros / 1_000_000, micros % 1_000_000);
+    let digits = format!("{frac:06}");
+    let trimmed = digits.trim_end_matches('0');
+    let frac = if trimmed.len() < 2 {
+        &digits[..2]
+    } else {
+        trimmed
+    };
+    format!("{whole}.{frac}")
 }
 
 #[cfg(test)]
@@ -187,5 +219,30 @@ mod tests {
         assert_eq!(Pico(u128::MAX).share_of(Pico(1)), None);
         assert_eq!(percent(6_250), "62.50");
         assert_eq!(percent(5), "0.05");
+    }
+
+    #[test]
+    fn exact_strings() {
+        assert_eq!(usd(12_345_000), "0.000012345000");
+        assert_eq!(usd(0), "0.000000000000");
+        assert_eq!(usd(1), "0.000000000001");
+        assert_eq!(usd(1_500_000_000_000), "1.500000000000");
+        assert_eq!(usd(u64::MAX), "18446744.073709551615");
+        assert_eq!(usd_trimmed(63_000_000), "0.000063");
+        assert_eq!(usd_trimmed(1_500_000_000_000), "1.5");
+        assert_eq!(usd_trimmed(0), "0");
+        assert_eq!(usd_trimmed(10_000_000_000_000), "10");
+        assert_eq!(pico_to_usd(875_000_000), 0.000875);
+    }
+
+    #[test]
+    fn rate_strings() {
+        assert_eq!(micros_to_usd_string(3_000_000), "3.00");
+        assert_eq!(micros_to_usd_string(3_300_000), "3.30");
+        assert_eq!(micros_to_usd_string(35_000), "0.035");
+        assert_eq!(micros_to_usd_string(8_750), "0.00875");
+        assert_eq!(micros_to_usd_string(4_125_000), "4.125");
+        assert_eq!(micros_to_usd_string(0), "0.00");
+        assert_eq!(micros_to_usd_string(546_875), "0.546875");
     }
 }
