@@ -11,6 +11,7 @@
 pub mod aws;
 pub mod civil;
 pub mod cli;
+pub mod config;
 pub mod meter;
 pub mod metrics;
 pub mod money;

@@ -3,14 +3,12 @@
 
 use std::process::ExitCode;
 
-use aws_config::{BehaviorVersion, Region};
 use clap::Parser;
 
 use bedrock_meter::cli::{Cli, Command, EstimateArgs, LogFormat, RatesCommand, ServeArgs};
+use bedrock_meter::config::ServeConfig;
 use bedrock_meter::pricing::RateCard;
-use bedrock_meter::proxy::forward::upstream::Upstream;
-use bedrock_meter::proxy::identify::Keys;
-use bedrock_meter::server::{self, ProxyConfig};
+use bedrock_meter::server;
 use bedrock_meter::simulator;
 use bedrock_meter::tools::demo;
 
@@ -162,91 +160,15 @@ fn rates_check(file: &std::path::Path) -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
-    if !args.listen.ip().is_loopback() && !args.allow_open && args.keys.is_none() {
-        return config_error(format!(
-            "refusing to serve open mode on {}: anyone who can reach this address could call \
-             Bedrock with this proxy's AWS credentials. Listen on a loopback address, or pass \
-             --allow-open (BEDROCK_METER_ALLOW_OPEN=true) when a network policy already limits \
-             who can reach it, or give each app a virtual key with --keys FILE.",
-            args.listen
-        ));
-    }
-    let loaded = match RateCard::load(&args.rates) {
-        Ok(l) => l,
-        Err(e) => return config_error(format!("rate card rejected:\n{e}")),
-    };
-    for w in &loaded.warnings {
-        tracing::warn!("rate card: {w}");
-    }
-    let keys = match &args.keys {
-        None => None,
-        Some(path) => match Keys::load(path) {
-            Ok(loaded) => {
-                for w in &loaded.warnings {
-                    tracing::warn!("keys: {w}");
-                }
-                let homeless = loaded.keys.bearer_apps_without_region();
-                if args.region.is_none() && !homeless.is_empty() {
-                    return config_error(format!(
-                        "bearer-token requests carry no AWS Region: give the keys of {} a \
-                         `region`, or start bedrock-meter with --region",
-                        homeless.join(", ")
-                    ));
-                }
-                Some(loaded.keys)
-            }
-            Err(e) => return config_error(format!("keys file rejected:\n{e}")),
-        },
-    };
-    let upstream = match Upstream::parse(args.upstream.as_deref()) {
-        Ok(u) => u,
+    let serve = match ServeConfig::try_from(args) {
+        Ok(c) => c,
         Err(e) => return config_error(e.to_string()),
     };
-    if let Some(region) = &args.region
-        && !bedrock_meter::names::valid_region(region)
-    {
-        return config_error(format!("--region {region:?} is not an AWS Region id"));
+    for w in &serve.warnings {
+        tracing::warn!("{w}");
     }
-    // The loader's region only steers credential providers (STS for web identity, SSO); an
-    // explicit one also keeps it from probing the instance metadata service at start-up.
-    let sdk_config = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(
-            args.region
-                .clone()
-                .unwrap_or_else(|| "us-east-1".to_owned()),
-        ))
-        .load()
-        .await;
-    let Some(credentials) = sdk_config.credentials_provider() else {
-        return config_error("no AWS credential provider could be configured".into());
-    };
-
-    let mut config = ProxyConfig::new(loaded.card, credentials, upstream);
-    config.rates_path = Some(args.rates);
-    config.ledger = args
-        .ledger
-        .as_deref()
-        .map(bedrock_meter::meter::ledger::Target::parse);
-    config.ledger_queue = args.ledger_queue;
-    config.cost_header = args.cost_header;
-    config.keys = keys;
-    config.keys_path = args.keys;
-    config.listen = args.listen;
-    config.admin_listen = args.admin_listen;
-    config.region = args.region;
-    config.max_body = args.max_body;
-    config.max_buffered = args.max_buffered_bytes;
-    config.max_apps = args.max_apps;
-    config.max_models = args.max_models;
-    config.connect_timeout = args.connect_timeout;
-    config.upstream_timeout = args.upstream_timeout;
-    config.upstream_idle_timeout = args.upstream_idle_timeout;
-    config.client_header_timeout = args.client_header_timeout;
-    config.client_body_timeout = args.client_body_timeout;
-    config.abandoned_grace = args.abandoned_grace;
-    config.drain_timeout = args.drain_timeout;
-    config.max_in_flight = args.max_in_flight;
-    let running = match server::start(config).await {
+    let drain = serve.proxy.drain_timeout;
+    let running = match server::start(serve.proxy).await {
         Ok(r) => r,
         Err(e) => return config_error(e.to_string()),
     };
@@ -258,9 +180,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
     shutdown_signal().await;
     eprintln!(
         "bedrock-meter: shutting down (unready now; draining up to {:?})",
-        args.shutdown_delay + args.drain_timeout
+        serve.shutdown_delay + drain
     );
-    running.shutdown_after(args.shutdown_delay).await;
+    running.shutdown_after(serve.shutdown_delay).await;
     eprintln!("bedrock-meter: stopped");
     ExitCode::SUCCESS
 }

@@ -311,8 +311,10 @@ impl aws_credential_types::provider::ProvideCredentials for CredentialsThatNever
 #[tokio::test]
 async fn a_client_that_leaves_before_the_proxy_answers_is_recorded_as_499() {
     let h = Harness::start_with(|c| {
-        c.credentials = aws_credential_types::provider::SharedCredentialsProvider::new(
-            CredentialsThatNeverCome,
+        c.credentials = Some(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                CredentialsThatNeverCome,
+            ),
         );
     })
     .await;
@@ -454,13 +456,15 @@ async fn forwarded_requests_are_signed_with_the_proxy_credentials() {
 
     // A proxy holding other credentials is refused by the upstream, and the 403 passes through.
     let wrong = start_proxy(&h.simulator.url(), |c| {
-        c.credentials = aws_credential_types::provider::SharedCredentialsProvider::new(
-            aws_credential_types::Credentials::new(
-                "AKIDPROXYTEST",
-                "not-the-secret",
-                None,
-                None,
-                "t",
+        c.credentials = Some(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new(
+                    "AKIDPROXYTEST",
+                    "not-the-secret",
+                    None,
+                    None,
+                    "t",
+                ),
             ),
         );
     })

@@ -23,95 +23,12 @@ use crate::meter::ledger::{self, Ledger};
 use crate::metrics::{ConfigFile, Metrics};
 use crate::pricing::RateCard;
 use crate::proxy::budget::ByteBudget;
-use crate::proxy::forward::upstream::{self, Upstream};
+use crate::proxy::forward::upstream;
 use crate::proxy::identify::{KeyStore, Keys};
 use crate::proxy::{self, State};
 use admin::Admin;
 
-/// A validated configuration (the CLI builds it; tests build it directly).
-pub struct ProxyConfig {
-    pub listen: SocketAddr,
-    pub admin_listen: SocketAddr,
-    pub region: Option<String>,
-    pub upstream: Upstream,
-    pub rates: RateCard,
-    /// The rate card's file, watched for changes (None: the card never reloads).
-    pub rates_path: Option<PathBuf>,
-    /// Keys mode: the virtual keys, and their file to watch.
-    pub keys: Option<Keys>,
-    pub keys_path: Option<PathBuf>,
-    /// The usage ledger, when wanted.
-    pub ledger: Option<ledger::Target>,
-    pub ledger_queue: usize,
-    /// Add `x-bedrock-meter-cost-usd` to metered non-streaming responses.
-    pub cost_header: bool,
-    /// Requests in flight at once before new ones get 429 (0: no limit).
-    pub max_in_flight: usize,
-    /// Longest silence from the upstream while a response body is read.
-    pub upstream_idle_timeout: Duration,
-    /// Longest time for a client to send its request headers (HTTP/1.1) and its body.
-    pub client_header_timeout: Duration,
-    pub client_body_timeout: Duration,
-    /// How long a response whose client left is still read, to catch its usage.
-    pub abandoned_grace: Duration,
-    /// How long connections get to finish once shutdown starts.
-    pub drain_timeout: Duration,
-    /// How often watched files are checked for changes (SIGHUP reloads at once).
-    pub reload_interval: Duration,
-    pub credentials: SharedCredentialsProvider,
-    pub max_body: usize,
-    /// Bytes of bodies held in memory at once, across requests (0: no limit).
-    pub max_buffered: usize,
-    pub max_apps: usize,
-    pub max_models: usize,
-    pub connect_timeout: Duration,
-    pub upstream_timeout: Duration,
-}
-
-impl ProxyConfig {
-    /// Defaults for everything but what a caller must choose.
-    pub fn new(
-        rates: RateCard,
-        credentials: SharedCredentialsProvider,
-        upstream: Upstream,
-    ) -> Self {
-        ProxyConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
-            region: None,
-            upstream,
-            rates,
-            rates_path: None,
-            keys: None,
-            keys_path: None,
-            reload_interval: reload::DEFAULT_INTERVAL,
-            ledger: None,
-            ledger_queue: ledger::DEFAULT_QUEUE,
-            cost_header: true,
-            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
-            upstream_idle_timeout: Duration::from_secs(60),
-            client_header_timeout: Duration::from_secs(10),
-            client_body_timeout: Duration::from_secs(60),
-            abandoned_grace: Duration::from_secs(2),
-            drain_timeout: Duration::from_secs(30),
-            credentials,
-            max_body: DEFAULT_MAX_BODY,
-            max_buffered: crate::proxy::budget::DEFAULT_MAX_BUFFERED,
-            max_apps: 200,
-            max_models: 200,
-            connect_timeout: Duration::from_secs(5),
-            upstream_timeout: Duration::from_secs(300),
-        }
-    }
-}
-
-/// Requests in flight before the proxy answers 429 itself.
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 4096;
-/// The largest `--max-in-flight`: what a semaphore can count.
-pub const MAX_IN_FLIGHT: usize = tokio::sync::Semaphore::MAX_PERMITS;
-
-/// Bedrock's own request size limit.
-pub const DEFAULT_MAX_BODY: usize = 25 * 1024 * 1024;
+pub use crate::config::{DEFAULT_MAX_BODY, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT, ProxyConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -128,6 +45,24 @@ pub enum StartError {
     Tls(#[from] rustls::Error),
     #[error("{0}")]
     Invalid(String),
+}
+
+/// The AWS default credential chain (environment, profile, web identity, SSO, container,
+/// instance metadata), as the AWS SDKs load it.
+async fn default_credentials(
+    region: Option<&str>,
+) -> Result<SharedCredentialsProvider, StartError> {
+    // The loader's region only steers credential providers (STS for web identity, SSO); an
+    // explicit one also keeps it from probing the instance metadata service at start-up.
+    let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(
+            region.unwrap_or("us-east-1").to_owned(),
+        ))
+        .load()
+        .await;
+    sdk_config
+        .credentials_provider()
+        .ok_or_else(|| StartError::Invalid("no AWS credential provider could be configured".into()))
 }
 
 /// A running proxy. Dropping it does not stop it; call [`Running::shutdown`].
@@ -224,7 +159,11 @@ pub async fn start(config: ProxyConfig) -> Result<Running, StartError> {
         ledger,
     });
     let stop = CancellationToken::new();
-    let credentials = CredentialCache::new(config.credentials);
+    let provider = match config.credentials {
+        Some(p) => p,
+        None => default_credentials(config.region.as_deref()).await?,
+    };
+    let credentials = CredentialCache::new(provider);
     credentials.spawn_refresher(stop.clone());
     let keys = config.keys.map(|k| {
         meter.metrics.set_keys_loaded(k.len());
