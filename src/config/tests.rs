@@ -102,7 +102,11 @@ fn a_region_that_is_not_a_region_is_refused() {
 #[test]
 fn a_bad_rate_card_is_refused_with_its_line() {
     let mut f = tempfile::NamedTempFile::new().expect("temp");
-    writeln!(f, "version = \"x\"\n[[model]]\nid = \"m\"\ninput = \"cheap\"").expect("write");
+    writeln!(
+        f,
+        "version = \"x\"\n[[model]]\nid = \"m\"\ninput = \"cheap\""
+    )
+    .expect("write");
     let path = f.path().to_string_lossy().into_owned();
     let m = refused(&["--rates", &path]);
     assert!(m.starts_with("rate card rejected:\n"), "{m}");

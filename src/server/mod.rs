@@ -6,7 +6,7 @@ pub mod listener;
 pub mod reload;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -27,6 +27,7 @@ use crate::proxy::forward::upstream;
 use crate::proxy::identify::{KeyStore, Keys};
 use crate::proxy::{self, State};
 use admin::Admin;
+use reload::Watched;
 
 pub use crate::config::{DEFAULT_MAX_BODY, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT, ProxyConfig};
 
@@ -217,10 +218,20 @@ pub async fn start(config: ProxyConfig) -> Result<Running, StartError> {
         tasks.push(reopen_ledger_on_hangup(&state, &stop));
     }
     if let Some(path) = config.rates_path {
-        tasks.push(watch_rates(&state, path, config.reload_interval, &stop));
+        tasks.push(reload::watch_file::<RatesFile>(
+            state.clone(),
+            path,
+            config.reload_interval,
+            stop.clone(),
+        ));
     }
     if let (Some(path), Some(_)) = (config.keys_path, &state.keys) {
-        tasks.push(watch_keys(&state, path, config.reload_interval, &stop));
+        tasks.push(reload::watch_file::<KeysFile>(
+            state.clone(),
+            path,
+            config.reload_interval,
+            stop.clone(),
+        ));
     }
     tracing::info!(
         %addr,
@@ -263,69 +274,50 @@ fn reopen_ledger_on_hangup(
     })
 }
 
-/// Reloads the rate card when its file changes. A card that fails validation is refused
-/// whole; requests already in flight keep the card they started with either way.
-fn watch_rates(
-    state: &Arc<State>,
-    path: PathBuf,
-    interval: Duration,
-    stop: &CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    state.meter.metrics.watch_file(ConfigFile::RateCard);
-    let state = state.clone();
-    reload::watch(path, interval, stop.clone(), move |path| {
-        let metrics = &state.meter.metrics;
+/// The rate card, reloaded when its file changes.
+struct RatesFile;
+
+impl Watched for RatesFile {
+    type Value = RateCard;
+    const NAME: &'static str = "rate card";
+    const FILE: ConfigFile = ConfigFile::RateCard;
+
+    fn load(path: &Path) -> Result<(RateCard, Vec<String>), Vec<String>> {
         match RateCard::load(path) {
-            Ok(loaded) => {
-                for w in &loaded.warnings {
-                    tracing::warn!("rate card: {w}");
-                }
-                let version = loaded.card.version.clone();
-                metrics.set_rate_card(&version);
-                state.rates.store(Arc::new(loaded.card));
-                metrics.reloaded(ConfigFile::RateCard, true);
-                tracing::info!(%version, "rate card reloaded");
-            }
-            Err(errors) => {
-                for e in &errors.0 {
-                    tracing::warn!("rate card not reloaded, the previous one stays: {e}");
-                }
-                metrics.reloaded(ConfigFile::RateCard, false);
-            }
+            Ok(l) => Ok((l.card, l.warnings.iter().map(ToString::to_string).collect())),
+            Err(e) => Err(e.0.iter().map(ToString::to_string).collect()),
         }
-    })
+    }
+
+    fn install(state: &State, card: RateCard) -> String {
+        let version = card.version.clone();
+        state.meter.metrics.set_rate_card(&version);
+        state.rates.store(Arc::new(card));
+        format!("version {version}")
+    }
 }
 
-/// Reloads the keys file when it changes; a broken file keeps the previous keys.
-fn watch_keys(
-    state: &Arc<State>,
-    path: PathBuf,
-    interval: Duration,
-    stop: &CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    state.meter.metrics.watch_file(ConfigFile::Keys);
-    let state = state.clone();
-    reload::watch(path, interval, stop.clone(), move |path| {
-        let (metrics, Some(store)) = (&state.meter.metrics, &state.keys) else {
-            return;
-        };
+/// The keys file, reloaded when it changes.
+struct KeysFile;
+
+impl Watched for KeysFile {
+    type Value = Keys;
+    const NAME: &'static str = "keys";
+    const FILE: ConfigFile = ConfigFile::Keys;
+
+    fn load(path: &Path) -> Result<(Keys, Vec<String>), Vec<String>> {
         match Keys::load(path) {
-            Ok(loaded) => {
-                for w in &loaded.warnings {
-                    tracing::warn!("keys: {w}");
-                }
-                let n = loaded.keys.len();
-                store.replace(loaded.keys);
-                metrics.set_keys_loaded(n);
-                metrics.reloaded(ConfigFile::Keys, true);
-                tracing::info!(keys = n, "keys reloaded");
-            }
-            Err(errors) => {
-                for e in &errors.0 {
-                    tracing::warn!("keys not reloaded, the previous ones stay: {e}");
-                }
-                metrics.reloaded(ConfigFile::Keys, false);
-            }
+            Ok(l) => Ok((l.keys, l.warnings.iter().map(ToString::to_string).collect())),
+            Err(e) => Err(e.0.iter().map(ToString::to_string).collect()),
         }
-    })
+    }
+
+    fn install(state: &State, keys: Keys) -> String {
+        let n = keys.len();
+        if let Some(store) = &state.keys {
+            store.replace(keys);
+        }
+        state.meter.metrics.set_keys_loaded(n);
+        format!("{n} keys")
+    }
 }
