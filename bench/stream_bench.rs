@@ -10,9 +10,10 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_smithy_eventstream::frame::write_message_to;
 use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+use bedrock_meter::api::converse;
 use bedrock_meter::pricing::RateCard;
 use bedrock_meter::proxy::forward::upstream::Upstream;
-use bedrock_meter::proxy::tap::eventstream::{StreamEnd, StreamKind, StreamTap};
+use bedrock_meter::proxy::tap::eventstream::{StreamEnd, StreamTap};
 use bedrock_meter::server::{self, ProxyConfig};
 use bedrock_meter::simulator::{Simulator, SimulatorConfig};
 use bytes::Bytes;
@@ -53,7 +54,7 @@ fn tap_throughput(frames: usize, chunk: usize) {
     let rounds = 5;
     let start = Instant::now();
     for _ in 0..rounds {
-        let mut tap = StreamTap::new(StreamKind::ConverseStream);
+        let mut tap = StreamTap::new(converse::read_event);
         for c in &chunks {
             tap.push(c);
         }

@@ -127,7 +127,7 @@ pub struct ServeArgs {
     #[arg(long, env = "BEDROCK_METER_COST_HEADER", default_value_t = true, action = clap::ArgAction::Set, value_name = "true|false")]
     pub cost_header: bool,
     /// Largest request body accepted, in bytes (Bedrock's own limit is 25 MB).
-    #[arg(long, env = "BEDROCK_METER_MAX_BODY", default_value_t = crate::config::DEFAULT_MAX_BODY)]
+    #[arg(long, env = "BEDROCK_METER_MAX_BODY", default_value_t = crate::config::defaults::DEFAULT_MAX_BODY)]
     pub max_body: usize,
     /// Bytes of request and response bodies held in memory at once, across all requests; past
     /// it new requests get 503 ServiceUnavailableException (SDKs retry). 0: no limit.
@@ -141,7 +141,7 @@ pub struct ServeArgs {
     pub max_models: usize,
     /// Requests in flight at once; past it the proxy answers 429 ThrottlingException (SDKs back
     /// off and retry) instead of queueing without bound. 0: no limit.
-    #[arg(long, env = "BEDROCK_METER_MAX_IN_FLIGHT", default_value_t = crate::config::DEFAULT_MAX_IN_FLIGHT, value_parser = max_in_flight)]
+    #[arg(long, env = "BEDROCK_METER_MAX_IN_FLIGHT", default_value_t = crate::config::defaults::DEFAULT_MAX_IN_FLIGHT, value_parser = max_in_flight)]
     pub max_in_flight: usize,
     /// Seconds a response body may go without a byte from the upstream (between stream frames).
     #[arg(
@@ -266,8 +266,11 @@ pub fn seconds_or_zero(s: &str) -> Result<Duration, String> {
 /// `--max-in-flight`: what a semaphore can hold.
 fn max_in_flight(s: &str) -> Result<usize, String> {
     let n: usize = s.parse().map_err(|e| format!("{e}"))?;
-    if n > crate::config::MAX_IN_FLIGHT {
-        return Err(format!("must be at most {}", crate::config::MAX_IN_FLIGHT));
+    if n > crate::config::defaults::MAX_IN_FLIGHT {
+        return Err(format!(
+            "must be at most {}",
+            crate::config::defaults::MAX_IN_FLIGHT
+        ));
     }
     Ok(n)
 }
@@ -318,7 +321,10 @@ mod tests {
         assert_eq!(max_in_flight("0"), Ok(0));
         assert_eq!(
             max_in_flight(&usize::MAX.to_string()),
-            Err(format!("must be at most {}", crate::config::MAX_IN_FLIGHT))
+            Err(format!(
+                "must be at most {}",
+                crate::config::defaults::MAX_IN_FLIGHT
+            ))
         );
         assert_eq!(ledger_queue("1"), Ok(1));
         assert_eq!(

@@ -4,11 +4,15 @@
 //! loaded and validated, the upstream and Region checked, open mode refused on a non-loopback
 //! address — so a wrong configuration is refused with one clear message and exit code 2.
 
+pub mod defaults;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use aws_credential_types::provider::SharedCredentialsProvider;
+
+pub use defaults::{DEFAULT_MAX_BODY, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT};
 
 use crate::cli::ServeArgs;
 use crate::meter::ledger;
@@ -95,14 +99,6 @@ impl ProxyConfig {
         }
     }
 }
-
-/// Requests in flight before the proxy answers 429 itself.
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 4096;
-/// The largest `--max-in-flight`: what a semaphore can count.
-pub const MAX_IN_FLIGHT: usize = tokio::sync::Semaphore::MAX_PERMITS;
-
-/// Bedrock's own request size limit.
-pub const DEFAULT_MAX_BODY: usize = 25 * 1024 * 1024;
 
 /// `serve`'s whole configuration: the proxy's, and what only the process needs.
 pub struct ServeConfig {

@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod aws;
 pub mod civil;
 pub mod cli;

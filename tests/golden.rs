@@ -11,14 +11,31 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_credential_types::Credentials;
 use aws_sigv4::sign::v4;
+use bedrock_meter::api::Served;
+use bedrock_meter::api::{EventReader, converse, invoke};
 use bedrock_meter::aws::sigv4::{self, SigV4Error};
 use bedrock_meter::pricing::Usage;
 use bedrock_meter::proxy::identify::{self, AuthFailure, KeyStore, Keys};
-use bedrock_meter::proxy::tap::eventstream::{StreamEnd, StreamKind, StreamTap};
-use bedrock_meter::proxy::tap::usage::{self, Served};
+use bedrock_meter::proxy::tap::eventstream::{StreamEnd, StreamTap};
 use bytes::Bytes;
 use golden::SuiteRequest;
 use sha2::{Digest, Sha256};
+
+/// The two event-stream answers, each with its family's usage reader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StreamKind {
+    ConverseStream,
+    InvokeModelWithResponseStream,
+}
+
+impl StreamKind {
+    fn reader(self) -> EventReader {
+        match self {
+            StreamKind::ConverseStream => converse::read_event,
+            StreamKind::InvokeModelWithResponseStream => invoke::read_chunk,
+        }
+    }
+}
 
 const OTEL: &str = "bedrock/opentelemetry-python-contrib";
 const PYDANTIC: &str = "bedrock/pydantic-ai";
@@ -91,12 +108,12 @@ fn converse_bodies() -> Vec<(String, Vec<u8>, Usage, Served)> {
 #[test]
 fn converse_usage_from_recorded_responses() {
     for (name, body, expected, served) in converse_bodies() {
-        assert_eq!(usage::converse(&body), Ok((expected, served)), "{name}");
+        assert_eq!(converse::read_body(&body), Ok((expected, served)), "{name}");
         // Bedrock's `inputTokens` excludes cached tokens: the four counts add up to its
         // `totalTokens`, so the parser must not count a cached token twice.
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         let total = json["usage"]["totalTokens"].as_u64().unwrap();
-        let (u, _) = usage::converse(&body).unwrap();
+        let (u, _) = converse::read_body(&body).unwrap();
         assert_eq!(
             u.input + u.output + u.cache_read + u.cache_write,
             total,
@@ -116,7 +133,7 @@ fn converse_cache_details_split_by_ttl() {
         json["usage"]["cacheDetails"],
         serde_json::json!([{"inputTokens": 1712, "ttl": "5m"}])
     );
-    let (u, _) = usage::converse(&body).unwrap();
+    let (u, _) = converse::read_body(&body).unwrap();
     assert_eq!((u.cache_write, u.cache_write_1h), (1712, 0));
 }
 
@@ -148,7 +165,7 @@ fn invoke_model_usage_from_recorded_headers() {
     for (file, expected) in cases {
         let rec = golden::response(&file);
         let headers = rec.header_map();
-        assert_eq!(usage::invoke_headers(&headers), Ok(expected), "{file}");
+        assert_eq!(invoke::read_headers(&headers), Ok(expected), "{file}");
         // None of these responses names a tier or the latency-optimized variant.
         assert_eq!(Served::from_headers(&headers), Served::default(), "{file}");
     }
@@ -173,9 +190,12 @@ fn embedding_responses_carry_input_tokens_only() {
     ] {
         let rec = golden::response(&format!("{PYDANTIC}/{file}"));
         let headers = rec.header_map();
-        assert!(headers.get(usage::OUTPUT_TOKENS_HEADER).is_none(), "{file}");
+        assert!(
+            headers.get(invoke::OUTPUT_TOKENS_HEADER).is_none(),
+            "{file}"
+        );
         assert_eq!(
-            usage::invoke_headers(&headers),
+            invoke::read_headers(&headers),
             Ok(usage(input, 0, 0, 0)),
             "{file}"
         );
@@ -252,7 +272,7 @@ fn recorded_streams() -> Vec<Stream> {
 /// Feeds `body` in chunks of `size` bytes; returns the tap and how many pushes reported an
 /// event.
 fn feed(kind: StreamKind, body: &[u8], size: usize) -> (StreamTap, usize) {
-    let mut tap = StreamTap::new(kind);
+    let mut tap = StreamTap::new(kind.reader());
     let mut events = 0;
     for chunk in body.chunks(size) {
         if tap.push(&Bytes::copy_from_slice(chunk)) {

@@ -5,10 +5,27 @@
 //! the response body.
 #![no_main]
 
-use bedrock_meter::proxy::tap::eventstream::{StreamEnd, StreamKind, StreamTap};
-use bedrock_meter::proxy::tap::usage::Served;
+use bedrock_meter::api::{EventReader, converse, invoke};
+use bedrock_meter::proxy::tap::eventstream::{StreamEnd, StreamTap};
+use bedrock_meter::api::Served;
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
+
+/// The two event-stream answers, each with its family's usage reader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StreamKind {
+    ConverseStream,
+    InvokeModelWithResponseStream,
+}
+
+impl StreamKind {
+    fn reader(self) -> EventReader {
+        match self {
+            StreamKind::ConverseStream => converse::read_event,
+            StreamKind::InvokeModelWithResponseStream => invoke::read_chunk,
+        }
+    }
+}
 
 /// What a tap learned from a whole body.
 #[derive(Debug, PartialEq, Eq)]
@@ -21,7 +38,7 @@ struct Seen {
 }
 
 fn run(kind: StreamKind, body: &Bytes, cuts: &[usize]) -> Seen {
-    let mut tap = StreamTap::new(kind);
+    let mut tap = StreamTap::new(kind.reader());
     let mut any_event = false;
     let mut start = 0;
     for &end in cuts.iter().chain(std::iter::once(&body.len())) {

@@ -5,8 +5,10 @@
 //! no empty line the whole input is the body.
 #![no_main]
 
-use bedrock_meter::proxy::tap::usage::{
-    self, CACHE_READ_HEADER, CACHE_WRITE_HEADER, INPUT_TOKENS_HEADER, OUTPUT_TOKENS_HEADER, Served,
+use bedrock_meter::api::Served;
+use bedrock_meter::api::converse;
+use bedrock_meter::api::invoke::{
+    self, CACHE_READ_HEADER, CACHE_WRITE_HEADER, INPUT_TOKENS_HEADER, OUTPUT_TOKENS_HEADER,
 };
 use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
@@ -40,13 +42,13 @@ fn count(headers: &HeaderMap, name: &str) -> Option<u64> {
 fuzz_target!(|data: &[u8]| {
     let (headers, body) = split(data);
 
-    if let Ok((u, _served)) = usage::converse(body) {
+    if let Ok((u, _served)) = converse::read_body(body) {
         // The 1-hour share of cache writes can never exceed the cache writes.
         assert!(u.cache_write_1h <= u.cache_write, "{u:?}");
         assert!(u.prompt_total() >= u.input);
     }
 
-    match usage::invoke_headers(&headers) {
+    match invoke::read_headers(&headers) {
         Ok(u) => {
             assert_eq!(Some(u.input), count(&headers, INPUT_TOKENS_HEADER));
             // Embedding models send no output header: their output is 0.

@@ -7,21 +7,18 @@ pub mod ledger;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::StatusCode;
 use prometheus::IntGauge;
 
+use crate::api::{Missing, Served};
 use crate::meter::labels::{LabelGuard, UNKNOWN_APP};
 use crate::meter::ledger::{Ledger, Record};
 use crate::metrics::Metrics;
 use crate::pricing::{Call, Cost, RateCard, Resolved, Tier, Usage};
 use crate::proxy::route::Operation;
 use crate::proxy::tap::eventstream::{StreamEnd, StreamTap};
-use crate::proxy::tap::usage::{self, Missing, Served};
 use crate::proxy::tap::{End, Tap};
-
-/// The largest Converse body the meter keeps a copy of to read `usage` from.
-pub const MAX_JSON_COPY: usize = 16 * 1024 * 1024;
 
 pub struct Meter {
     pub metrics: Metrics,
@@ -122,10 +119,8 @@ impl Drop for Pending {
 pub enum Source {
     /// Not a metered response (an error status, or an operation without token usage).
     None,
-    /// Already known (InvokeModel's headers, or a Converse body read whole).
+    /// Already known (from the response headers, or a JSON body read whole).
     Known(Result<Usage, Missing>),
-    /// In the JSON body (Converse): keep a copy of the body as it passes.
-    JsonBody,
     /// In the last event of an event stream, decoded on the side frame by frame.
     Stream(Box<StreamTap>),
 }
@@ -228,8 +223,6 @@ impl Pending {
             pending: self,
             status,
             source,
-            copy: BytesMut::new(),
-            too_large: false,
             first_event: None,
         })
     }
@@ -368,24 +361,12 @@ struct Recorder {
     pending: Pending,
     status: StatusCode,
     source: Source,
-    copy: BytesMut,
-    too_large: bool,
     first_event: Option<f64>,
 }
 
 impl Tap for Recorder {
     fn on_data(&mut self, chunk: &Bytes) {
         match &mut self.source {
-            Source::JsonBody => {
-                let began = Instant::now();
-                if self.too_large || self.copy.len() + chunk.len() > MAX_JSON_COPY {
-                    self.too_large = true;
-                    self.copy = BytesMut::new();
-                } else {
-                    self.copy.extend_from_slice(chunk);
-                }
-                self.pending.add_overhead(began.elapsed());
-            }
             Source::Stream(stream) => {
                 let began = Instant::now();
                 if stream.push(chunk) && self.first_event.is_none() {
@@ -402,8 +383,6 @@ impl Tap for Recorder {
             mut pending,
             status,
             source,
-            copy,
-            too_large,
             first_event,
         } = *self;
         let mut facts = StreamFacts {
@@ -413,13 +392,6 @@ impl Tap for Recorder {
         let outcome = match (source, end) {
             (Source::None, _) => None,
             (Source::Known(usage), _) => Some(usage),
-            (Source::JsonBody, End::Complete) if too_large => Some(Err(Missing::TooLarge)),
-            (Source::JsonBody, End::Complete) => Some(usage::converse(&copy).map(|(u, served)| {
-                pending.set_served(served);
-                u
-            })),
-            (Source::JsonBody, End::UpstreamError) => Some(Err(Missing::UpstreamError)),
-            (Source::JsonBody, End::ClientGone) => Some(Err(Missing::ClientGone)),
             (Source::Stream(stream), end) => {
                 if let Some(served) = stream.served() {
                     pending.set_served(served);

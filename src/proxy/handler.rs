@@ -11,10 +11,10 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::api::{Answer, BodyReader, Family, Missing};
 use crate::aws::credentials::CredentialCache;
 use crate::aws::error::{aws_error, error_chain};
 use crate::aws::sigv4::{self, PayloadHash};
-use crate::meter::MAX_JSON_COPY;
 use crate::meter::{Meter, Pending, Source};
 use crate::money::usd_trimmed;
 use crate::pricing::RateCard;
@@ -26,11 +26,13 @@ use crate::proxy::guard::{Guarded, Idle};
 use crate::proxy::identify::{self, AuthFailure, KeyStore, UNAUTHENTICATED, Verdict};
 use crate::proxy::route::{Operation, route};
 use crate::proxy::tap::TapBody;
-use crate::proxy::tap::eventstream::{StreamKind, StreamTap};
-use crate::proxy::tap::usage::{self, Missing, Served};
+use crate::proxy::tap::eventstream::StreamTap;
 use crate::server::listener::BoxError;
 
 /// Response header telling a metered non-streaming call's cost (`--cost-header`).
+/// The largest JSON answer read whole for its usage; a larger one passes unmetered.
+pub const MAX_JSON_COPY: usize = 16 * 1024 * 1024;
+
 pub const COST_HEADER: &str = "x-bedrock-meter-cost-usd";
 const REQUEST_ID: &str = "x-amzn-requestid";
 
@@ -201,6 +203,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
         return ProxyError::UnknownOperation(format!("{} {}", parts.method, parts.uri.path()))
             .respond(pending);
     };
+    let family = route.family;
     pending.set_model(route.model_id);
 
     // The proxy's own time: everything but the waits for the client's body and the upstream.
@@ -238,7 +241,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
     // From here on the call is Bedrock's to bill: it runs to completion and is metered even if
     // the client leaves meanwhile, so the exchange is a task of its own rather than part of
     // this future, which hyper drops when the client goes.
-    match tokio::spawn(exchange(state, pending, request, held, permit)).await {
+    match tokio::spawn(exchange(state, pending, family, request, held, permit)).await {
         Ok(response) => response,
         Err(e) => {
             tracing::warn!("exchange task failed: {e}");
@@ -256,6 +259,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
 async fn exchange(
     state: Arc<State>,
     mut pending: Pending,
+    family: &'static dyn Family,
     request: Request<Full<Bytes>>,
     request_held: Held,
     permit: Option<OwnedSemaphorePermit>,
@@ -273,29 +277,22 @@ async fn exchange(
     strip_hop_by_hop(&mut head.headers);
     pending.set_request_id(head.headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()));
     let op = pending.operation();
-    if head.status.is_success() && op == Operation::Converse {
-        pending.add_overhead(received.elapsed());
-        return converse_whole(&state, pending, head, body, permit).await;
+    if let Some(served) = family.served(op, &head.headers) {
+        pending.set_served(served);
     }
-    if matches!(
-        op,
-        Operation::InvokeModel | Operation::InvokeModelWithResponseStream
-    ) {
-        pending.set_served(Served::from_headers(&head.headers));
-    }
-    let source = if !head.status.is_success() {
-        Source::None
+    let answer = if head.status.is_success() {
+        family.answer(op)
     } else {
-        match op {
-            Operation::InvokeModel => Source::Known(usage::invoke_headers(&head.headers)),
-            Operation::ConverseStream => {
-                Source::Stream(Box::new(StreamTap::new(StreamKind::ConverseStream)))
-            }
-            Operation::InvokeModelWithResponseStream => Source::Stream(Box::new(StreamTap::new(
-                StreamKind::InvokeModelWithResponseStream,
-            ))),
-            _ => Source::None,
+        Answer::Unmetered
+    };
+    let source = match answer {
+        Answer::JsonBody(read) => {
+            pending.add_overhead(received.elapsed());
+            return json_whole(&state, pending, head, body, permit, read).await;
         }
+        Answer::Headers(read) => Source::Known(read(&head.headers)),
+        Answer::EventStream(reader) => Source::Stream(Box::new(StreamTap::new(reader))),
+        Answer::Unmetered => Source::None,
     };
     if let Source::Known(Ok(usage)) = &source {
         add_cost_header(&state, &pending, usage, &mut head.headers);
@@ -310,17 +307,18 @@ async fn exchange(
     Response::from_parts(head, body)
 }
 
-/// A Converse answer arrives whole right after its headers (the model has finished), so it is
-/// read whole: the usage in it is then known before the client gets the headers, and can be
-/// told in `x-bedrock-meter-cost-usd`. Bounded by [`MAX_JSON_COPY`]; a larger body is passed
+/// A JSON answer (Converse) arrives whole right after its headers (the model has finished), so
+/// it is read whole: the usage in it is then known before the client gets the headers, and can
+/// be told in `x-bedrock-meter-cost-usd`. Bounded by [`MAX_JSON_COPY`]; a larger body is passed
 /// on as it comes, without the header. The upstream idle timeout applies between pieces, as
 /// for every response body: a slow but live answer is read to its end.
-async fn converse_whole(
+async fn json_whole(
     state: &State,
     mut pending: Pending,
     mut head: http::response::Parts,
     mut body: Incoming,
     permit: Option<OwnedSemaphorePermit>,
+    read_usage: BodyReader,
 ) -> Response<ProxyBody> {
     let idle = state.upstream_idle_timeout;
     let mut buf = BytesMut::new();
@@ -349,7 +347,7 @@ async fn converse_whole(
     match read {
         Ok(true) => {
             let bytes = buf.freeze();
-            let outcome = usage::converse(&bytes).map(|(u, served)| {
+            let outcome = read_usage(&bytes).map(|(u, served)| {
                 pending.set_served(served);
                 u
             });

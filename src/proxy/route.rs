@@ -1,130 +1,20 @@
-//! Route: which Bedrock Runtime operation a request is, and for which model.
+//! Route: which family and operation a request is, and for which model.
 //!
 //! Routing works on the raw path exactly as the client sent it: SDKs percent-encode the model id
 //! label (`:` as `%3A`, `/` in ARNs as `%2F`), and the forwarded request must keep those bytes so
-//! its signature matches what Bedrock computes. Only the extracted label is decoded.
+//! its signature matches what Bedrock computes. Only the extracted label is decoded. Each API
+//! family ([`crate::api`]) says which paths are its own.
 
 use http::Method;
-use percent_encoding::percent_decode_str;
 
-/// The Bedrock Runtime operations the meter tells apart (the `operation` metric label).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Operation {
-    Converse,
-    ConverseStream,
-    InvokeModel,
-    InvokeModelWithResponseStream,
-    CountTokens,
-    ApplyGuardrail,
-    Other,
-}
-
-impl Operation {
-    pub const ALL: [Operation; 7] = [
-        Operation::Converse,
-        Operation::ConverseStream,
-        Operation::InvokeModel,
-        Operation::InvokeModelWithResponseStream,
-        Operation::CountTokens,
-        Operation::ApplyGuardrail,
-        Operation::Other,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Operation::Converse => "Converse",
-            Operation::ConverseStream => "ConverseStream",
-            Operation::InvokeModel => "InvokeModel",
-            Operation::InvokeModelWithResponseStream => "InvokeModelWithResponseStream",
-            Operation::CountTokens => "CountTokens",
-            Operation::ApplyGuardrail => "ApplyGuardrail",
-            Operation::Other => "Other",
-        }
-    }
-
-    /// Operations whose response is an `application/vnd.amazon.eventstream`.
-    pub fn is_stream(self) -> bool {
-        matches!(
-            self,
-            Operation::ConverseStream | Operation::InvokeModelWithResponseStream
-        )
-    }
-
-    /// Dense index, for per-operation handle arrays.
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
-
-/// A recognised Bedrock Runtime call.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Route {
-    pub operation: Operation,
-    /// The model id label, percent-decoded; `None` for operations not addressed to a model.
-    pub model_id: Option<String>,
-}
-
-/// Longest model id we accept as a label. Bedrock's own limit for ARNs is 2048; anything longer
-/// than this is not a model id any client would send, and it would bloat metric labels.
-pub const MAX_MODEL_ID_LEN: usize = 2048;
+use crate::api::FAMILIES;
+pub use crate::api::{MAX_MODEL_ID_LEN, Operation, Route};
 
 /// Classifies a request by method and raw path (query string excluded). `None` means the path
 /// is not a Bedrock Runtime operation and must not be forwarded.
 pub fn route(method: &Method, raw_path: &str) -> Option<Route> {
     let segments: Vec<&str> = raw_path.strip_prefix('/')?.split('/').collect();
-    match (method, segments.as_slice()) {
-        (&Method::POST, ["model", label, action]) => {
-            let operation = match *action {
-                "converse" => Operation::Converse,
-                "converse-stream" => Operation::ConverseStream,
-                "invoke" => Operation::InvokeModel,
-                "invoke-with-response-stream" => Operation::InvokeModelWithResponseStream,
-                "count-tokens" => Operation::CountTokens,
-                "invoke-with-bidirectional-stream" => Operation::Other,
-                _ => return None,
-            };
-            let model_id = decode_label(label)?;
-            Some(Route {
-                operation,
-                model_id: Some(model_id),
-            })
-        }
-        // Hand-written clients sometimes leave the `/` of an ARN unencoded; the action is then
-        // still the last segment and everything between `model/` and it is the label.
-        (&Method::POST, ["model", rest @ .., action]) if rest.len() > 1 => {
-            let joined = rest.join("/");
-            route(
-                method,
-                &format!("/model/{}/{}", joined.replace('/', "%2F"), action),
-            )
-        }
-        (&Method::POST, ["guardrail", id, "version", version, "apply"])
-            if !id.is_empty() && !version.is_empty() =>
-        {
-            Some(Route {
-                operation: Operation::ApplyGuardrail,
-                model_id: None,
-            })
-        }
-        (&Method::POST | &Method::GET, ["async-invoke"]) | (&Method::GET, ["async-invoke", _]) => {
-            Some(Route {
-                operation: Operation::Other,
-                model_id: None,
-            })
-        }
-        _ => None,
-    }
-}
-
-fn decode_label(label: &str) -> Option<String> {
-    if label.is_empty() || label.len() > MAX_MODEL_ID_LEN * 3 {
-        return None;
-    }
-    let decoded = percent_decode_str(label).decode_utf8().ok()?;
-    if decoded.is_empty() || decoded.len() > MAX_MODEL_ID_LEN {
-        return None;
-    }
-    Some(decoded.into_owned())
+    FAMILIES.iter().find_map(|f| f.route(method, &segments))
 }
 
 #[cfg(test)]

@@ -1,21 +1,17 @@
 //! Reads token usage out of Bedrock's `application/vnd.amazon.eventstream` response bodies
 //! (ConverseStream, InvokeModelWithResponseStream) while the bytes stream past to the client.
+//! The framing is decoded here; which event carries the usage, and how to read it, is the API
+//! family's [`EventReader`].
 //!
 //! The proxy forwards every chunk untouched and also shows it to a [`StreamTap`]; the tap keeps
 //! its own copy of at most one incomplete frame, so its memory is bounded by [`MAX_FRAME`].
 
-use std::borrow::Cow;
-
 use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
 use aws_smithy_types::event_stream::Message;
-use base64::Engine as _;
-use base64::engine::GeneralPurpose;
-use base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT;
 use bytes::Bytes;
-use serde::Deserialize;
 
+use crate::api::{EventReader, Served, Unreadable};
 use crate::pricing::Usage;
-use crate::proxy::tap::usage::{ConverseUsage, PerformanceObject, Served, TierObject};
 
 /// Largest frame the tap accepts. Bedrock's frames are a few KiB; anything bigger is treated as
 /// garbage rather than buffered.
@@ -27,17 +23,6 @@ const PRELUDE_LEN: usize = 12;
 const MIN_FRAME: usize = PRELUDE_LEN + 4;
 /// After one unusually large frame, don't keep its buffer capacity for the rest of the stream.
 const KEEP_CAPACITY: usize = 64 * 1024;
-
-const METRICS_KEY: &[u8] = b"amazon-bedrock-invocationMetrics";
-
-/// Padding is accepted either way: the metrics must not be lost over an encoder's padding choice.
-static BASE64: GeneralPurpose = STANDARD_PAD_INDIFFERENT;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StreamKind {
-    ConverseStream,
-    InvokeModelWithResponseStream,
-}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StreamEnd {
@@ -58,24 +43,25 @@ pub enum StreamEnd {
 
 /// Incremental event-stream reader for one response body.
 pub struct StreamTap {
-    kind: StreamKind,
+    /// The family's reader for the events that may carry usage.
+    reader: EventReader,
     decoder: MessageFrameDecoder,
     /// Copy of the frame that straddles chunk boundaries; empty between frames.
     partial: Vec<u8>,
-    /// Reused base64 output for InvokeModel chunks.
+    /// The reader's reusable buffer (InvokeModel decodes each chunk's base64 into it).
     scratch: Vec<u8>,
     frames: u64,
     usage: Option<Usage>,
-    /// What the `metadata` event said about tier and latency (ConverseStream).
+    /// What a usage event said about tier and latency (ConverseStream's `metadata`).
     served: Option<Served>,
     exception: Option<String>,
     broken: bool,
 }
 
 impl StreamTap {
-    pub fn new(kind: StreamKind) -> Self {
+    pub fn new(reader: EventReader) -> Self {
         StreamTap {
-            kind,
+            reader,
             decoder: MessageFrameDecoder::new(),
             partial: Vec::new(),
             scratch: Vec::new(),
@@ -210,24 +196,21 @@ impl StreamTap {
     }
 
     fn event(&mut self, message: &Message) {
-        let found = match (self.kind, header(message, ":event-type")) {
-            (StreamKind::ConverseStream, Some("metadata")) => converse_metadata(message.payload())
-                .map(|(usage, served)| {
-                    self.served = Some(served);
-                    Some(usage)
-                }),
-            (StreamKind::InvokeModelWithResponseStream, Some("chunk")) => {
-                let found = invoke_chunk(message.payload(), &mut self.scratch);
-                self.scratch.clear();
-                self.scratch.shrink_to(KEEP_CAPACITY);
-                found
-            }
-            _ => return,
+        let Some(event_type) = header(message, ":event-type") else {
+            return;
         };
+        let found = (self.reader)(event_type, message.payload(), &mut self.scratch);
+        self.scratch.clear();
+        self.scratch.shrink_to(KEEP_CAPACITY);
         match found {
-            Ok(Some(usage)) => self.usage = Some(usage),
+            Ok(Some(found)) => {
+                self.usage = Some(found.usage);
+                if found.served.is_some() {
+                    self.served = found.served;
+                }
+            }
             Ok(None) => {}
-            Err(Bad) => self.broken = true,
+            Err(Unreadable) => self.broken = true,
         }
     }
 }
@@ -287,81 +270,15 @@ fn header_or_unknown(message: &Message, name: &str) -> String {
     header(message, name).unwrap_or("unknown").to_owned()
 }
 
-/// A frame that should carry usage did not parse.
-struct Bad;
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Metadata {
-    usage: ConverseUsage,
-    service_tier: Option<TierObject>,
-    performance_config: Option<PerformanceObject>,
-}
-
-fn converse_metadata(payload: &[u8]) -> Result<(Usage, Served), Bad> {
-    serde_json::from_slice::<Metadata>(payload)
-        .map(|m| {
-            let served = Served::from_json(m.service_tier.as_ref(), m.performance_config.as_ref());
-            (m.usage.into(), served)
-        })
-        .map_err(|_| Bad)
-}
-
-#[derive(Deserialize)]
-struct ChunkPayload<'a> {
-    #[serde(borrow)]
-    bytes: Cow<'a, str>,
-}
-
-#[derive(Deserialize)]
-struct FinalChunk {
-    #[serde(rename = "amazon-bedrock-invocationMetrics", default)]
-    metrics: Option<InvocationMetrics>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct InvocationMetrics {
-    input_token_count: u64,
-    output_token_count: u64,
-    #[serde(default)]
-    cache_read_input_token_count: Option<u64>,
-    #[serde(default)]
-    cache_write_input_token_count: Option<u64>,
-}
-
-/// Usage from an InvokeModel stream `chunk` if it is the final one. Only chunks whose decoded
-/// bytes mention the metrics key are parsed as JSON; the key may also turn up in generated text,
-/// so a chunk that mentions it without carrying it is not an error.
-fn invoke_chunk(payload: &[u8], scratch: &mut Vec<u8>) -> Result<Option<Usage>, Bad> {
-    let chunk: ChunkPayload<'_> = serde_json::from_slice(payload).map_err(|_| Bad)?;
-    scratch.clear();
-    BASE64
-        .decode_vec(chunk.bytes.as_bytes(), scratch)
-        .map_err(|_| Bad)?;
-    if !contains(scratch, METRICS_KEY) {
-        return Ok(None);
-    }
-    let parsed: FinalChunk = serde_json::from_slice(scratch).map_err(|_| Bad)?;
-    Ok(parsed.metrics.map(|m| Usage {
-        input: m.input_token_count,
-        output: m.output_token_count,
-        cache_read: m.cache_read_input_token_count.unwrap_or(0),
-        cache_write: m.cache_write_input_token_count.unwrap_or(0),
-        cache_write_1h: 0,
-    }))
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use aws_smithy_eventstream::frame::write_message_to;
     use aws_smithy_types::event_stream::{Header, HeaderValue};
     use aws_smithy_types::str_bytes::StrBytes;
+
+    const CONVERSE: EventReader = crate::api::converse::read_event;
+    const INVOKE: EventReader = crate::api::invoke::read_chunk;
 
     fn frame(headers: &[(&str, &str)], payload: &[u8]) -> Vec<u8> {
         let mut message = Message::new(Bytes::copy_from_slice(payload));
@@ -439,7 +356,7 @@ mod tests {
         Bytes::copy_from_slice(bytes)
     }
 
-    fn run(kind: StreamKind, chunks: &[&[u8]]) -> (StreamEnd, u64) {
+    fn run(kind: EventReader, chunks: &[&[u8]]) -> (StreamEnd, u64) {
         let mut tap = StreamTap::new(kind);
         for chunk in chunks {
             tap.push(&b(chunk));
@@ -450,7 +367,7 @@ mod tests {
     #[test]
     fn converse_one_chunk() {
         let stream = converse_stream();
-        let mut tap = StreamTap::new(StreamKind::ConverseStream);
+        let mut tap = StreamTap::new(CONVERSE);
         assert!(tap.push(&b(&stream)));
         assert_eq!(tap.outcome(), StreamEnd::Usage(CONVERSE_USAGE));
         assert_eq!(tap.frames(), 6);
@@ -463,7 +380,7 @@ mod tests {
             "metadata",
             r#"{"usage":{"inputTokens":3,"outputTokens":4,"totalTokens":7},"metrics":{"latencyMs":1}}"#,
         );
-        let (end, frames) = run(StreamKind::ConverseStream, &[&stream]);
+        let (end, frames) = run(CONVERSE, &[&stream]);
         assert_eq!(
             end,
             StreamEnd::Usage(Usage {
@@ -478,22 +395,18 @@ mod tests {
     #[test]
     fn converse_every_split_point() {
         let stream = converse_stream();
-        let whole = run(StreamKind::ConverseStream, &[&stream]);
+        let whole = run(CONVERSE, &[&stream]);
         assert_eq!(whole, (StreamEnd::Usage(CONVERSE_USAGE), 6));
         for i in 0..=stream.len() {
             let (a, c) = stream.split_at(i);
-            assert_eq!(
-                run(StreamKind::ConverseStream, &[a, c]),
-                whole,
-                "split at {i}"
-            );
+            assert_eq!(run(CONVERSE, &[a, c]), whole, "split at {i}");
         }
         // Three pieces: every first cut against a spread of second cuts.
         for i in 0..stream.len() {
             for j in (i..=stream.len()).step_by(23) {
                 let (a, rest) = stream.split_at(i);
                 let (m, c) = rest.split_at(j - i);
-                assert_eq!(run(StreamKind::ConverseStream, &[a, m, c]), whole);
+                assert_eq!(run(CONVERSE, &[a, m, c]), whole);
             }
         }
     }
@@ -501,7 +414,7 @@ mod tests {
     #[test]
     fn converse_byte_by_byte() {
         let stream = converse_stream();
-        let mut tap = StreamTap::new(StreamKind::ConverseStream);
+        let mut tap = StreamTap::new(CONVERSE);
         for byte in &stream {
             tap.push(&b(std::slice::from_ref(byte)));
             // Never more than one frame's worth of copy.
@@ -515,7 +428,7 @@ mod tests {
     #[test]
     fn glued_frames_and_partial_tails() {
         let frames = converse_frames();
-        let mut tap = StreamTap::new(StreamKind::ConverseStream);
+        let mut tap = StreamTap::new(CONVERSE);
         // Three whole frames plus half of the fourth.
         let mut first = frames[..3].concat();
         let half = frames[3].len() / 2;
@@ -536,7 +449,8 @@ mod tests {
     }
 
     fn chunk_event(inner_json: &str) -> Vec<u8> {
-        let encoded = BASE64.encode(inner_json.as_bytes());
+        use base64::Engine as _;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(inner_json.as_bytes());
         frame(
             &[
                 (":message-type", "event"),
@@ -568,17 +482,14 @@ mod tests {
             cache_write: 50,
             cache_write_1h: 0,
         });
-        let kind = StreamKind::InvokeModelWithResponseStream;
+        let kind = INVOKE;
         assert_eq!(run(kind, &[&stream]), (expected.clone(), 3));
         for i in 0..=stream.len() {
             let (a, c) = stream.split_at(i);
             assert_eq!(run(kind, &[a, c]), (expected.clone(), 3), "split at {i}");
         }
         // The same bytes read as ConverseStream carry no usage.
-        assert_eq!(
-            run(StreamKind::ConverseStream, &[&stream]),
-            (StreamEnd::NoUsage, 3)
-        );
+        assert_eq!(run(CONVERSE, &[&stream]), (StreamEnd::NoUsage, 3));
     }
 
     #[test]
@@ -592,7 +503,7 @@ mod tests {
         ]
         .concat();
         assert_eq!(
-            run(StreamKind::InvokeModelWithResponseStream, &[&stream]),
+            run(INVOKE, &[&stream]),
             (
                 StreamEnd::Usage(Usage {
                     input: 1,
@@ -606,7 +517,7 @@ mod tests {
 
     #[test]
     fn invoke_bad_payloads() {
-        let kind = StreamKind::InvokeModelWithResponseStream;
+        let kind = INVOKE;
         let chunk = |payload: &str| {
             frame(
                 &[(":message-type", "event"), (":event-type", "chunk")],
@@ -632,16 +543,10 @@ mod tests {
             event("metadata", r#"{"metrics":{"latencyMs":1}}"#),
         ]
         .concat();
-        assert_eq!(
-            run(StreamKind::ConverseStream, &[&stream]),
-            (StreamEnd::Undecodable, 2)
-        );
+        assert_eq!(run(CONVERSE, &[&stream]), (StreamEnd::Undecodable, 2));
         // Non-metadata events are not parsed at all.
         let odd = event("contentBlockDelta", "not json");
-        assert_eq!(
-            run(StreamKind::ConverseStream, &[&odd]),
-            (StreamEnd::NoUsage, 1)
-        );
+        assert_eq!(run(CONVERSE, &[&odd]), (StreamEnd::NoUsage, 1));
     }
 
     #[test]
@@ -653,16 +558,13 @@ mod tests {
             exception_type: "modelStreamErrorException".to_owned(),
             usage: None,
         };
-        assert_eq!(
-            run(StreamKind::ConverseStream, &[&stream]),
-            (expected.clone(), 3)
-        );
+        assert_eq!(run(CONVERSE, &[&stream]), (expected.clone(), 3));
         // Bytes after an exception are ignored.
         let mut more = stream.clone();
         more.extend_from_slice(&frames[5]);
-        assert_eq!(run(StreamKind::ConverseStream, &[&more]), (expected, 3));
+        assert_eq!(run(CONVERSE, &[&more]), (expected, 3));
 
-        let mut tap = StreamTap::new(StreamKind::ConverseStream);
+        let mut tap = StreamTap::new(CONVERSE);
         assert!(tap.push(&b(&frames[0])));
         assert!(!tap.push(&b(&exception("throttlingException"))));
         assert_eq!(
@@ -679,7 +581,7 @@ mod tests {
         let mut stream = converse_stream();
         stream.extend_from_slice(&exception("internalServerException"));
         assert_eq!(
-            run(StreamKind::ConverseStream, &[&stream]),
+            run(CONVERSE, &[&stream]),
             (
                 StreamEnd::Exception {
                     exception_type: "internalServerException".to_owned(),
@@ -701,7 +603,7 @@ mod tests {
             b"",
         );
         assert_eq!(
-            run(StreamKind::ConverseStream, &[&error]),
+            run(CONVERSE, &[&error]),
             (
                 StreamEnd::Exception {
                     exception_type: "InternalFailure".to_owned(),
@@ -719,7 +621,7 @@ mod tests {
         let last = bad.len() - 6;
         bad[last] ^= 0x20; // inside the payload: message CRC mismatch
         for split in [false, true] {
-            let mut tap = StreamTap::new(StreamKind::ConverseStream);
+            let mut tap = StreamTap::new(CONVERSE);
             assert!(tap.push(&b(&frames[0])));
             if split {
                 let (x, y) = bad.split_at(20);
@@ -738,7 +640,7 @@ mod tests {
         // A prelude CRC mismatch is caught at 12 bytes, before the frame is buffered.
         let mut bad_prelude = frames[1].clone();
         bad_prelude[9] ^= 1;
-        let mut tap = StreamTap::new(StreamKind::ConverseStream);
+        let mut tap = StreamTap::new(CONVERSE);
         tap.push(&b(&bad_prelude[..12]));
         assert_eq!(tap.outcome(), StreamEnd::Undecodable);
     }
@@ -770,13 +672,13 @@ mod tests {
     fn huge_frame_is_refused_unbuffered() {
         let mut huge = prelude_bytes(100 * 1024 * 1024, 0);
         huge.extend(std::iter::repeat_n(0u8, 1024 * 1024));
-        let mut tap = StreamTap::new(StreamKind::ConverseStream);
+        let mut tap = StreamTap::new(CONVERSE);
         assert!(!tap.push(&b(&huge)));
         assert_eq!(tap.outcome(), StreamEnd::Undecodable);
         assert!(tap.partial.capacity() < 1024);
 
         // Judged from the first 4 bytes, even when they arrive one at a time after a frame.
-        let mut tap = StreamTap::new(StreamKind::ConverseStream);
+        let mut tap = StreamTap::new(CONVERSE);
         tap.push(&b(&event("messageStart", "{}")));
         for byte in &huge[..4] {
             tap.push(&b(std::slice::from_ref(byte)));
@@ -787,7 +689,7 @@ mod tests {
 
         // Just over the limit is refused; a short length is too.
         for total in [MAX_FRAME as u32 + 1, 15, 0] {
-            let (end, _) = run(StreamKind::ConverseStream, &[&prelude_bytes(total, 0)]);
+            let (end, _) = run(CONVERSE, &[&prelude_bytes(total, 0)]);
             assert_eq!(end, StreamEnd::Undecodable, "{total}");
         }
     }
@@ -801,7 +703,7 @@ mod tests {
         );
         let mut stream = big.clone();
         stream.extend_from_slice(&event("metadata", METADATA));
-        let mut tap = StreamTap::new(StreamKind::ConverseStream);
+        let mut tap = StreamTap::new(CONVERSE);
         for chunk in stream.chunks(64 * 1024) {
             tap.push(&b(chunk));
         }
@@ -814,18 +716,9 @@ mod tests {
     fn truncated_stream_is_no_usage() {
         let stream = converse_stream();
         let cut = &stream[..stream.len() - 5];
-        assert_eq!(
-            run(StreamKind::ConverseStream, &[cut]),
-            (StreamEnd::NoUsage, 5)
-        );
-        assert_eq!(
-            run(StreamKind::ConverseStream, &[]),
-            (StreamEnd::NoUsage, 0)
-        );
-        assert_eq!(
-            run(StreamKind::ConverseStream, &[&stream[..3]]),
-            (StreamEnd::NoUsage, 0)
-        );
+        assert_eq!(run(CONVERSE, &[cut]), (StreamEnd::NoUsage, 5));
+        assert_eq!(run(CONVERSE, &[]), (StreamEnd::NoUsage, 0));
+        assert_eq!(run(CONVERSE, &[&stream[..3]]), (StreamEnd::NoUsage, 0));
     }
 
     #[test]
@@ -842,7 +735,7 @@ mod tests {
             offset += f.len();
             ends_of_events.push(offset - 1);
         }
-        let mut tap = StreamTap::new(StreamKind::ConverseStream);
+        let mut tap = StreamTap::new(CONVERSE);
         let trues: Vec<usize> = stream
             .iter()
             .enumerate()
@@ -852,7 +745,7 @@ mod tests {
         assert_eq!(trues, ends_of_events);
 
         // A chunk with a non-event frame only, or only part of an event, reports false.
-        let mut tap = StreamTap::new(StreamKind::ConverseStream);
+        let mut tap = StreamTap::new(CONVERSE);
         let first = &frames[0];
         assert!(!tap.push(&b(&first[..first.len() - 1])));
         assert!(tap.push(&b(&first[first.len() - 1..])));
@@ -899,11 +792,7 @@ mod tests {
             if round % 5 == 0 {
                 data.truncate((next() as usize) % (data.len() + 1));
             }
-            let kind = if round % 3 == 0 {
-                StreamKind::InvokeModelWithResponseStream
-            } else {
-                StreamKind::ConverseStream
-            };
+            let kind = if round % 3 == 0 { INVOKE } else { CONVERSE };
             let mut tap = StreamTap::new(kind);
             let mut rest = &data[..];
             while !rest.is_empty() {

@@ -3,6 +3,5 @@
 
 pub mod body;
 pub mod eventstream;
-pub mod usage;
 
 pub use body::{End, Tap, TapBody};

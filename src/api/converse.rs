@@ -1,0 +1,191 @@
+//! The Converse family: `Converse` and `ConverseStream` (`POST /model/{modelId}/converse`,
+//! `/converse-stream`). One request and answer shape for every model; the usage is the `usage`
+//! object of the answer's JSON body, or of the stream's `metadata` event.
+
+use http::Method;
+use serde::Deserialize;
+
+use super::{
+    Answer, Family, Found, Missing, Operation, PerformanceObject, Route, Served, TierObject,
+    Unreadable, model_path,
+};
+use crate::pricing::Usage;
+
+pub struct Converse;
+
+impl Family for Converse {
+    fn route(&self, method: &Method, segments: &[&str]) -> Option<Route> {
+        if method != Method::POST {
+            return None;
+        }
+        let (label, action) = model_path(segments)?;
+        let operation = match action {
+            "converse" => Operation::Converse,
+            "converse-stream" => Operation::ConverseStream,
+            _ => return None,
+        };
+        Some(Route {
+            operation,
+            model_id: Some(label?),
+            family: &Converse,
+        })
+    }
+
+    fn answer(&self, op: Operation) -> Answer {
+        match op {
+            Operation::Converse => Answer::JsonBody(read_body),
+            Operation::ConverseStream => Answer::EventStream(read_event),
+            _ => Answer::Unmetered,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ConverseBody {
+    usage: ConverseUsage,
+    service_tier: Option<TierObject>,
+    performance_config: Option<PerformanceObject>,
+}
+
+/// The `usage` object shared by Converse and the ConverseStream `metadata` event.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConverseUsage {
+    input_tokens: u64,
+    output_tokens: u64,
+    #[serde(default)]
+    cache_read_input_tokens: u64,
+    #[serde(default)]
+    cache_write_input_tokens: u64,
+    /// Cache writes split by TTL (`5m`, `1h`).
+    #[serde(default)]
+    cache_details: Vec<CacheDetail>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CacheDetail {
+    ttl: String,
+    #[serde(default)]
+    input_tokens: u64,
+}
+
+impl From<ConverseUsage> for Usage {
+    fn from(u: ConverseUsage) -> Self {
+        let one_hour = u
+            .cache_details
+            .iter()
+            .filter(|d| d.ttl == "1h")
+            .fold(0u64, |sum, d| sum.saturating_add(d.input_tokens));
+        Usage {
+            input: u.input_tokens,
+            output: u.output_tokens,
+            cache_read: u.cache_read_input_tokens,
+            cache_write: u.cache_write_input_tokens,
+            // A 1-hour share larger than the total is a lie from upstream; it cannot exceed it.
+            cache_write_1h: one_hour.min(u.cache_write_input_tokens),
+        }
+    }
+}
+
+/// Usage from a Converse response body, and how the call was served.
+pub fn read_body(body: &[u8]) -> Result<(Usage, Served), Missing> {
+    serde_json::from_slice::<ConverseBody>(body)
+        .map(|b| {
+            let served = Served::from_json(b.service_tier.as_ref(), b.performance_config.as_ref());
+            (b.usage.into(), served)
+        })
+        .map_err(|_| Missing::Unparseable)
+}
+
+/// The ConverseStream `metadata` event.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Metadata {
+    usage: ConverseUsage,
+    service_tier: Option<TierObject>,
+    performance_config: Option<PerformanceObject>,
+}
+
+/// Usage from a ConverseStream event: only `metadata` carries it, with how the call was served.
+pub fn read_event(
+    event_type: &str,
+    payload: &[u8],
+    _scratch: &mut Vec<u8>,
+) -> Result<Option<Found>, Unreadable> {
+    if event_type != "metadata" {
+        return Ok(None);
+    }
+    serde_json::from_slice::<Metadata>(payload)
+        .map(|m| {
+            Some(Found {
+                usage: m.usage.into(),
+                served: Some(Served::from_json(
+                    m.service_tier.as_ref(),
+                    m.performance_config.as_ref(),
+                )),
+            })
+        })
+        .map_err(|_| Unreadable)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pricing::Tier;
+
+    #[test]
+    fn converse_usage() {
+        let body = br#"{"output":{"message":{"role":"assistant","content":[{"text":"hi"}]}},
+            "stopReason":"end_turn","metrics":{"latencyMs":12},
+            "usage":{"inputTokens":11,"outputTokens":7,"totalTokens":30,
+                     "cacheReadInputTokens":5,"cacheWriteInputTokens":7,
+                     "cacheDetails":[{"ttl":"5m","inputTokens":7}]}}"#;
+        assert_eq!(
+            read_body(body),
+            Ok((
+                Usage {
+                    input: 11,
+                    output: 7,
+                    cache_read: 5,
+                    cache_write: 7,
+                    cache_write_1h: 0
+                },
+                Served::default()
+            ))
+        );
+        let plain = br#"{"usage":{"inputTokens":1,"outputTokens":2,"totalTokens":3}}"#;
+        assert_eq!(
+            read_body(plain).map(|(u, _)| u),
+            Ok(Usage {
+                input: 1,
+                output: 2,
+                ..Default::default()
+            })
+        );
+        let served = br#"{"usage":{"inputTokens":1,"outputTokens":2,"totalTokens":9,
+            "cacheWriteInputTokens":6,
+            "cacheDetails":[{"ttl":"5m","inputTokens":2},{"ttl":"1h","inputTokens":4}]},
+            "serviceTier":{"type":"flex"},"performanceConfig":{"latency":"optimized"}}"#;
+        let (usage, how) = read_body(served).unwrap();
+        assert_eq!((usage.cache_write, usage.cache_write_1h), (6, 4));
+        assert_eq!(
+            how,
+            Served {
+                tier: Some(Tier::Flex),
+                latency_optimized: true
+            }
+        );
+        for bad in [
+            &b""[..],
+            b"{",
+            b"{}",
+            b"[]",
+            br#"{"usage":{"inputTokens":-1,"outputTokens":2}}"#,
+            br#"{"usage":{"inputTokens":"1","outputTokens":2}}"#,
+        ] {
+            assert_eq!(read_body(bad), Err(Missing::Unparseable));
+        }
+    }
+}

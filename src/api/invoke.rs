@@ -1,0 +1,199 @@
+//! The InvokeModel family: `InvokeModel`, `InvokeModelWithResponseStream` and `CountTokens`
+//! (`POST /model/{modelId}/invoke`, `/invoke-with-response-stream`, `/count-tokens`), and the
+//! bidirectional stream's path, which is recognised but not metered yet. The bodies are the
+//! model's own format; the usage is in Bedrock's `X-Amzn-Bedrock-*-Token-Count` response
+//! headers, or in the final stream chunk's `amazon-bedrock-invocationMetrics`.
+
+use std::borrow::Cow;
+
+use base64::Engine as _;
+use base64::engine::GeneralPurpose;
+use base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT;
+use http::{HeaderMap, Method};
+use serde::Deserialize;
+
+use super::{Answer, Family, Found, Missing, Operation, Route, Served, Unreadable, model_path};
+use crate::pricing::Usage;
+
+pub struct Invoke;
+
+impl Family for Invoke {
+    fn route(&self, method: &Method, segments: &[&str]) -> Option<Route> {
+        if method != Method::POST {
+            return None;
+        }
+        let (label, action) = model_path(segments)?;
+        let operation = match action {
+            "invoke" => Operation::InvokeModel,
+            "invoke-with-response-stream" => Operation::InvokeModelWithResponseStream,
+            "count-tokens" => Operation::CountTokens,
+            "invoke-with-bidirectional-stream" => Operation::Other,
+            _ => return None,
+        };
+        Some(Route {
+            operation,
+            model_id: Some(label?),
+            family: &Invoke,
+        })
+    }
+
+    fn answer(&self, op: Operation) -> Answer {
+        match op {
+            Operation::InvokeModel => Answer::Headers(read_headers),
+            Operation::InvokeModelWithResponseStream => Answer::EventStream(read_chunk),
+            _ => Answer::Unmetered,
+        }
+    }
+
+    /// `X-Amzn-Bedrock-Service-Tier` and `X-Amzn-Bedrock-PerformanceConfig-Latency`, on the
+    /// answer and on the stream's headers alike.
+    fn served(&self, op: Operation, headers: &HeaderMap) -> Option<Served> {
+        matches!(
+            op,
+            Operation::InvokeModel | Operation::InvokeModelWithResponseStream
+        )
+        .then(|| Served::from_headers(headers))
+    }
+}
+
+pub const INPUT_TOKENS_HEADER: &str = "x-amzn-bedrock-input-token-count";
+pub const OUTPUT_TOKENS_HEADER: &str = "x-amzn-bedrock-output-token-count";
+pub const CACHE_READ_HEADER: &str = "x-amzn-bedrock-cache-read-input-token-count";
+pub const CACHE_WRITE_HEADER: &str = "x-amzn-bedrock-cache-write-input-token-count";
+
+/// Usage from InvokeModel's response headers. The input count is required; the output count is
+/// absent for embedding models (no output tokens); the cache counts are sent only when caching
+/// was used.
+pub fn read_headers(headers: &HeaderMap) -> Result<Usage, Missing> {
+    let count = |name: &str| -> Result<Option<u64>, Missing> {
+        match headers.get(name) {
+            None => Ok(None),
+            Some(v) => v
+                .to_str()
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .map(Some)
+                .ok_or(Missing::NoHeaders),
+        }
+    };
+    Ok(Usage {
+        input: count(INPUT_TOKENS_HEADER)?.ok_or(Missing::NoHeaders)?,
+        // Embedding models (Titan, Cohere Embed, Nova embeddings) produce no output tokens
+        // and Bedrock sends no output header for them.
+        output: count(OUTPUT_TOKENS_HEADER)?.unwrap_or(0),
+        cache_read: count(CACHE_READ_HEADER)?.unwrap_or(0),
+        cache_write: count(CACHE_WRITE_HEADER)?.unwrap_or(0),
+        cache_write_1h: 0,
+    })
+}
+
+const METRICS_KEY: &[u8] = b"amazon-bedrock-invocationMetrics";
+
+/// Padding is accepted either way: the metrics must not be lost over an encoder's padding choice.
+static BASE64: GeneralPurpose = STANDARD_PAD_INDIFFERENT;
+
+/// Usage from an InvokeModelWithResponseStream event: only the final `chunk` carries it.
+pub fn read_chunk(
+    event_type: &str,
+    payload: &[u8],
+    scratch: &mut Vec<u8>,
+) -> Result<Option<Found>, Unreadable> {
+    if event_type != "chunk" {
+        return Ok(None);
+    }
+    let found = final_chunk(payload, scratch)?;
+    Ok(found.map(|usage| Found {
+        usage,
+        served: None,
+    }))
+}
+
+#[derive(Deserialize)]
+struct ChunkPayload<'a> {
+    #[serde(borrow)]
+    bytes: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct FinalChunk {
+    #[serde(rename = "amazon-bedrock-invocationMetrics", default)]
+    metrics: Option<InvocationMetrics>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InvocationMetrics {
+    input_token_count: u64,
+    output_token_count: u64,
+    #[serde(default)]
+    cache_read_input_token_count: Option<u64>,
+    #[serde(default)]
+    cache_write_input_token_count: Option<u64>,
+}
+
+/// Usage from an InvokeModel stream `chunk` if it is the final one. Only chunks whose decoded
+/// bytes mention the metrics key are parsed as JSON; the key may also turn up in generated text,
+/// so a chunk that mentions it without carrying it is not an error.
+fn final_chunk(payload: &[u8], scratch: &mut Vec<u8>) -> Result<Option<Usage>, Unreadable> {
+    let chunk: ChunkPayload<'_> = serde_json::from_slice(payload).map_err(|_| Unreadable)?;
+    scratch.clear();
+    BASE64
+        .decode_vec(chunk.bytes.as_bytes(), scratch)
+        .map_err(|_| Unreadable)?;
+    if !contains(scratch, METRICS_KEY) {
+        return Ok(None);
+    }
+    let parsed: FinalChunk = serde_json::from_slice(scratch).map_err(|_| Unreadable)?;
+    Ok(parsed.metrics.map(|m| Usage {
+        input: m.input_token_count,
+        output: m.output_token_count,
+        cache_read: m.cache_read_input_token_count.unwrap_or(0),
+        cache_write: m.cache_write_input_token_count.unwrap_or(0),
+        cache_write_1h: 0,
+    }))
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invoke_usage() {
+        let mut h = HeaderMap::new();
+        assert_eq!(read_headers(&h), Err(Missing::NoHeaders));
+        h.insert("X-Amzn-Bedrock-Input-Token-Count", "12".parse().unwrap());
+        h.insert("X-Amzn-Bedrock-Output-Token-Count", "34".parse().unwrap());
+        assert_eq!(
+            read_headers(&h),
+            Ok(Usage {
+                input: 12,
+                output: 34,
+                ..Default::default()
+            })
+        );
+        h.insert(
+            "X-Amzn-Bedrock-Cache-Read-Input-Token-Count",
+            "5".parse().unwrap(),
+        );
+        h.insert(
+            "X-Amzn-Bedrock-Cache-Write-Input-Token-Count",
+            "6".parse().unwrap(),
+        );
+        assert_eq!(
+            read_headers(&h),
+            Ok(Usage {
+                input: 12,
+                output: 34,
+                cache_read: 5,
+                cache_write: 6,
+                cache_write_1h: 0
+            })
+        );
+        h.insert("X-Amzn-Bedrock-Output-Token-Count", "lots".parse().unwrap());
+        assert_eq!(read_headers(&h), Err(Missing::NoHeaders));
+    }
+}
