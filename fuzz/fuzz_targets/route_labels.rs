@@ -119,7 +119,7 @@ fuzz_target!(|data: &[u8]| {
         .app(declared.unwrap_or(labels::UNKNOWN_APP), &s.metrics);
     if !is_fixed(&app_label) {
         assert_eq!(Some(&*app_label), declared);
-        assert!(labels::valid_app(&app_label));
+        assert!(bedrock_meter::names::valid_app(&app_label));
         let mut apps = s.apps.lock().unwrap();
         apps.insert(app_label.to_string());
         assert!(apps.len() <= MAX_APPS, "{apps:?}");
