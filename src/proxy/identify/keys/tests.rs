@@ -1,0 +1,155 @@
+//! Tests of `keys`.
+
+use super::*;
+
+const GOOD: &str = r#"
+[[key]]
+access_key_id = "AKIDCHECKOUT01"
+secret_access_key = "checkout-secret"
+app = "checkout"
+
+[[key]]
+access_key_id = "AKIDSEARCH01"
+secret_access_key = "search-secret"
+session_token = "search-token"
+app = "search"
+
+[[key]]
+bearer_token = "bedrock-api-key-0123456789"
+app = "batch"
+region = "eu-west-1"
+"#;
+
+#[test]
+fn parses_both_kinds() {
+    let loaded = Keys::parse(GOOD, "keys.toml").unwrap();
+    assert!(loaded.warnings.is_empty());
+    let keys = loaded.keys;
+    assert_eq!(keys.len(), 3);
+    let k = keys.sigv4("AKIDCHECKOUT01").unwrap();
+    assert_eq!(&*k.app, "checkout");
+    assert_eq!(k.credentials.secret_access_key(), "checkout-secret");
+    assert_eq!(k.credentials.session_token(), None);
+    let s = keys.sigv4("AKIDSEARCH01").unwrap();
+    assert_eq!(s.credentials.session_token(), Some("search-token"));
+    let bearer = keys.bearer("bedrock-api-key-0123456789").unwrap();
+    assert_eq!(
+        (&*bearer.app, bearer.region.as_deref()),
+        ("batch", Some("eu-west-1"))
+    );
+    assert_eq!(keys.bearer_apps_without_region(), Vec::<&str>::new());
+    assert!(keys.bearer("bedrock-api-key-012345678").is_none());
+    assert!(keys.sigv4("AKIDNOPE").is_none());
+}
+
+#[test]
+fn errors_have_lines_and_no_secrets() {
+    let text = r#"[[key]]
+access_key_id = "AKID1"
+secret_access_key = "s1"
+app = "bad app"
+
+[[key]]
+access_key_id = "AKID2"
+app = "two"
+
+[[key]]
+bearer_token = "short-secret"
+app = "three"
+
+[[key]]
+access_key_id = "AKID1"
+secret_access_key = "s1"
+app = "four"
+
+[[key]]
+access_key_id = "AKID5"
+secret_access_key = "s5"
+app = "five"
+
+[[key]]
+access_key_id = "AKID5"
+secret_access_key = "s5"
+app = "six"
+"#;
+    let errors = Keys::parse(text, "k.toml").unwrap_err();
+    assert_eq!(
+        errors.to_string(),
+        [
+            r#"k.toml:4: app "bad app" must match [A-Za-z0-9._-]{1,64}"#,
+            "k.toml:6: access_key_id and secret_access_key go together",
+            "k.toml:11: bearer_token is shorter than 16 characters",
+            r#"k.toml:25: access_key_id "AKID5" appears twice"#,
+        ]
+        .join("\n")
+    );
+    for e in &errors.0 {
+        assert!(!e.to_string().contains("short-secret"), "{e}");
+    }
+}
+
+#[test]
+fn syntax_errors_do_not_echo_the_line() {
+    let text = "[[key]]\nsecret_access_key = \"hunter2hunter2\napp = \"x\"\n";
+    let errors = Keys::parse(text, "k.toml").unwrap_err();
+    assert_eq!(
+        errors.to_string(),
+        "k.toml:2: not a valid keys file: invalid basic string, expected `\"`"
+    );
+    assert!(!errors.to_string().contains("hunter2"), "{errors}");
+    let unknown = "[[key]]\nsecret = \"x\"\napp = \"a\"\n";
+    assert_eq!(
+        Keys::parse(unknown, "k.toml").unwrap_err().to_string(),
+        "k.toml:2: not a valid keys file: unknown field `secret`, expected one of `app`, \
+         `access_key_id`, `secret_access_key`, `session_token`, `bearer_token`, `region`"
+    );
+}
+
+#[test]
+fn mixed_or_incomplete_entries_are_refused() {
+    // Each refusal names the file, the line to fix and what is wrong with it: the message
+    // is what the operator sees.
+    for (text, message) in [
+        (
+            "[[key]]\napp = \"a\"\n",
+            "k.toml:1: a key needs access_key_id and secret_access_key, or bearer_token",
+        ),
+        (
+            "[[key]]\napp = \"a\"\naccess_key_id = \"AKID\"\n",
+            "k.toml:1: access_key_id and secret_access_key go together",
+        ),
+        (
+            "[[key]]\napp = \"a\"\naccess_key_id = \"AKID\"\nsecret_access_key = \"s\"\nbearer_token = \"0123456789abcdef\"\n",
+            "k.toml:1: a key gives either bearer_token or access_key_id/secret_access_key, not both",
+        ),
+        (
+            "[[key]]\napp = \"a\"\nbearer_token = \"0123456789abcdef\"\nsession_token = \"t\"\n",
+            "k.toml:4: session_token goes with access_key_id, not bearer_token",
+        ),
+        (
+            "[[key]]\napp = \"a\"\naccess_key_id = \"AK/ID\"\nsecret_access_key = \"s\"\n",
+            r#"k.toml:3: access_key_id "AK/ID" must be 1 to 128 letters and digits"#,
+        ),
+        (
+            "[[key]]\napp = \"a\"\naccess_key_id = \"AKID\"\nsecret_access_key = \"s\"\nregion = \"us-east-1\"\n",
+            "k.toml:5: region goes with bearer_token (a SigV4 signature names its own)",
+        ),
+        (
+            "[[key]]\napp = \"a\"\nbearer_token = \"0123456789abcdef\"\nregion = \"Mars\"\n",
+            r#"k.toml:4: region "Mars" is not an AWS Region id"#,
+        ),
+    ] {
+        let errors = Keys::parse(text, "k.toml").unwrap_err();
+        assert_eq!(errors.to_string(), message, "{text}");
+    }
+    let empty = Keys::parse("", "k.toml").unwrap();
+    assert!(empty.keys.is_empty());
+    assert_eq!(
+        empty.warnings,
+        vec![KeysError {
+            file: "k.toml".into(),
+            line: 0,
+            message: "no [[key]] entries: every request will be refused".into(),
+        }]
+    );
+}
