@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
 use prometheus::IntGauge;
 
 /// The default `--max-buffered-bytes`: room for twenty 25 MiB requests (Bedrock's own limit)
@@ -127,11 +127,14 @@ impl Drop for Held {
     }
 }
 
-/// A body that holds its bytes' share of the budget until it is dropped (written out, or its
-/// client gone).
-pub struct HeldBody<B> {
-    inner: B,
-    _held: Held,
+pin_project! {
+    /// A body that holds its bytes' share of the budget until it is dropped (written out, or
+    /// its client gone).
+    pub struct HeldBody<B> {
+        #[pin]
+        inner: B,
+        _held: Held,
+    }
 }
 
 impl<B> HeldBody<B> {
@@ -140,18 +143,15 @@ impl<B> HeldBody<B> {
     }
 }
 
-impl<B> Body for HeldBody<B>
-where
-    B: Body<Data = Bytes> + Unpin,
-{
-    type Data = Bytes;
+impl<B: Body> Body for HeldBody<B> {
+    type Data = B::Data;
     type Error = B::Error;
 
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        self.project().inner.poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {

@@ -16,6 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
+use pin_project_lite::pin_project;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
 
@@ -26,11 +27,16 @@ use crate::server::listener::BoxError;
 #[error("the upstream sent nothing for {0:?}")]
 pub struct IdleTimeout(pub Duration);
 
-/// A body that fails with [`IdleTimeout`] when no frame arrives within `limit`.
-pub struct Idle<B> {
-    inner: B,
-    limit: Duration,
-    timer: Pin<Box<Sleep>>,
+pin_project! {
+    /// A body that fails with [`IdleTimeout`] when no frame arrives within `limit`.
+    pub struct Idle<B> {
+        #[pin]
+        inner: B,
+        limit: Duration,
+        // Boxed so the wrapper stays `Unpin` when its body is: [`Guarded`] moves the body it
+        // drains into a task of its own.
+        timer: Pin<Box<Sleep>>,
+    }
 }
 
 impl<B> Idle<B> {
@@ -45,25 +51,25 @@ impl<B> Idle<B> {
 
 impl<B> Body for Idle<B>
 where
-    B: Body<Data = Bytes> + Unpin,
+    B: Body,
     B::Error: Into<BoxError>,
 {
-    type Data = Bytes;
+    type Data = B::Data;
     type Error = BoxError;
 
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+    ) -> Poll<Option<Result<Frame<B::Data>, BoxError>>> {
+        let this = self.project();
+        match this.inner.poll_frame(cx) {
             Poll::Ready(frame) => {
-                let deadline = Instant::now() + this.limit;
+                let deadline = Instant::now() + *this.limit;
                 this.timer.as_mut().reset(deadline);
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
             Poll::Pending => match this.timer.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(IdleTimeout(this.limit))))),
+                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(IdleTimeout(*this.limit))))),
                 Poll::Pending => Poll::Pending,
             },
         }

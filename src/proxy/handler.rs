@@ -398,15 +398,18 @@ fn add_cost_header(state: &State, pending: &Pending, usage: &Usage, headers: &mu
     }
 }
 
-/// A body that yields `prefix` first, then the rest of an upstream body.
-struct Prefixed<B> {
-    prefix: Option<Bytes>,
-    rest: B,
+pin_project_lite::pin_project! {
+    /// A body that yields `prefix` first, then the rest of an upstream body.
+    struct Prefixed<B> {
+        prefix: Option<Bytes>,
+        #[pin]
+        rest: B,
+    }
 }
 
 impl<B> hyper::body::Body for Prefixed<B>
 where
-    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B: hyper::body::Body<Data = Bytes>,
 {
     type Data = Bytes;
     type Error = B::Error;
@@ -415,11 +418,11 @@ where
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, B::Error>>> {
-        let this = self.get_mut();
+        let this = self.project();
         if let Some(prefix) = this.prefix.take() {
             return std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(prefix))));
         }
-        std::pin::Pin::new(&mut this.rest).poll_frame(cx)
+        this.rest.poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {

@@ -7,8 +7,8 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
 
-use crate::server::listener::BoxError;
 
 /// How a response body ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,9 +27,27 @@ pub trait Tap: Send + 'static {
     fn finish(self: Box<Self>, end: End);
 }
 
-pub struct TapBody<B: Body> {
-    inner: B,
-    tap: Option<Box<dyn Tap>>,
+pin_project! {
+    /// The tapped body: the inner body's frames and errors pass through as they are.
+    pub struct TapBody<B: Body> {
+        #[pin]
+        inner: B,
+        tap: Option<Box<dyn Tap>>,
+    }
+
+    impl<B: Body> PinnedDrop for TapBody<B> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            // hyper may drop a body it knows is finished (`is_end_stream`) without polling it
+            // to the end; that is a complete response, not an abandoned one.
+            let end = if this.inner.is_end_stream() {
+                End::Complete
+            } else {
+                End::ClientGone
+            };
+            finish(this.tap, end);
+        }
+    }
 }
 
 impl<B: Body> TapBody<B> {
@@ -39,28 +57,27 @@ impl<B: Body> TapBody<B> {
             tap: Some(tap),
         }
     }
+}
 
-    fn finish(&mut self, end: End) {
-        if let Some(tap) = self.tap.take() {
-            tap.finish(end);
-        }
+fn finish(tap: &mut Option<Box<dyn Tap>>, end: End) {
+    if let Some(tap) = tap.take() {
+        tap.finish(end);
     }
 }
 
 impl<B> Body for TapBody<B>
 where
-    B: Body<Data = Bytes> + Unpin,
-    B::Error: Into<BoxError>,
+    B: Body<Data = Bytes>,
 {
     type Data = Bytes;
-    type Error = BoxError;
+    type Error = B::Error;
 
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = self.project();
+        match this.inner.poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let (Some(data), Some(tap)) = (frame.data_ref(), this.tap.as_mut()) {
                     tap.on_data(data);
@@ -68,11 +85,11 @@ where
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
-                this.finish(End::UpstreamError);
-                Poll::Ready(Some(Err(e.into())))
+                finish(this.tap, End::UpstreamError);
+                Poll::Ready(Some(Err(e)))
             }
             Poll::Ready(None) => {
-                this.finish(End::Complete);
+                finish(this.tap, End::Complete);
                 Poll::Ready(None)
             }
             Poll::Pending => Poll::Pending,
@@ -88,22 +105,10 @@ where
     }
 }
 
-impl<B: Body> Drop for TapBody<B> {
-    fn drop(&mut self) {
-        // hyper may drop a body it knows is finished (`is_end_stream`) without polling it to
-        // the end; that is a complete response, not an abandoned one.
-        let end = if self.inner.is_end_stream() {
-            End::Complete
-        } else {
-            End::ClientGone
-        };
-        self.finish(end);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::listener::BoxError;
     use http_body_util::{BodyExt, Full, StreamBody};
     use std::sync::{Arc, Mutex};
 
