@@ -1,5 +1,7 @@
-//! Command line: the clap definitions only. Every flag also reads the environment variable
-//! named beside it.
+//! Command line: the clap definitions and their value parsers. Every flag of `serve`, and the
+//! rate card and log format flags, also reads the environment variable named beside it; the
+//! other flags of the one-shot commands (`demo`, `estimate`) are flags only. `config` turns
+//! `serve`'s flags into a validated configuration.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -80,7 +80,8 @@ impl State {
     }
 }
 
-/// The errors the proxy itself answers with (DESIGN §3.5); upstream errors pass through.
+/// The errors the proxy itself answers with (listed in docs/errors.md); upstream errors pass
+/// through.
 #[derive(Debug, thiserror::Error)]
 enum ProxyError {
     #[error("{0}")]
