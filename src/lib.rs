@@ -13,6 +13,7 @@ pub mod aws;
 pub mod civil;
 pub mod cli;
 pub mod config;
+pub mod file_error;
 pub mod meter;
 pub mod metrics;
 pub mod money;

@@ -18,7 +18,6 @@
 //! SHA-256 digests: a lookup never compares secret bytes one by one.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
@@ -28,6 +27,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
+use crate::file_error::{FileError, FileErrors, line_of};
 use crate::names::{valid_app, valid_region};
 
 /// Bearer tokens shorter than this are refused: they would be guessable.
@@ -54,24 +54,10 @@ pub struct Keys {
     bearer: HashMap<[u8; 32], BearerKey>,
 }
 
-/// A problem in a keys file, located by line (1-based). Never contains a secret.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeysError {
-    pub file: String,
-    pub line: usize,
-    pub message: String,
-}
-
-impl fmt::Display for KeysError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.file, self.line, self.message)
-    }
-}
-
+/// An error or warning in the keys file, at its line. Never contains a secret.
+pub type KeysError = FileError;
 /// Every error found in a keys file.
-#[derive(Debug, thiserror::Error)]
-#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
-pub struct KeysErrors(pub Vec<KeysError>);
+pub type KeysErrors = FileErrors;
 
 /// A loaded file and what validation had to say about it.
 #[derive(Debug)]
@@ -102,7 +88,7 @@ impl Keys {
     pub fn load(path: &Path) -> Result<LoadedKeys, KeysErrors> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| {
-            KeysErrors(vec![KeysError {
+            FileErrors(vec![FileError {
                 file: file.clone(),
                 line: 0,
                 message: format!("cannot read the keys file: {e}"),
@@ -114,7 +100,7 @@ impl Keys {
     }
 
     pub fn parse(text: &str, file: &str) -> Result<LoadedKeys, KeysErrors> {
-        let err = |span: Option<Range<usize>>, message: String| KeysError {
+        let err = |span: Option<Range<usize>>, message: String| FileError {
             file: file.to_owned(),
             line: span.map_or(0, |s| line_of(text, s.start)),
             message,
@@ -122,7 +108,7 @@ impl Keys {
         let raw: RawFile = toml::from_str(text).map_err(|e| {
             // toml's own message quotes the offending line, which may hold a secret.
             let message = format!("not a valid keys file: {}", e.message());
-            KeysErrors(vec![err(e.span(), message)])
+            FileErrors(vec![err(e.span(), message)])
         })?;
 
         let mut keys = Keys::default();
@@ -241,7 +227,7 @@ impl Keys {
         if errors.is_empty() {
             Ok(LoadedKeys { keys, warnings })
         } else {
-            Err(KeysErrors(errors))
+            Err(FileErrors(errors))
         }
     }
 
@@ -279,18 +265,12 @@ fn bearer_digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
-    text.get(..offset).map_or(0, |before| {
-        before.bytes().filter(|&b| b == b'\n').count() + 1
-    })
-}
-
 /// Secrets readable by every local user deserve a warning.
 #[cfg(unix)]
 fn permission_warning(path: &Path, file: &str) -> Option<KeysError> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path).ok()?.permissions().mode();
-    (mode & 0o004 != 0).then(|| KeysError {
+    (mode & 0o004 != 0).then(|| FileError {
         file: file.to_owned(),
         line: 0,
         message: format!(
