@@ -1,8 +1,9 @@
 //! The proxy's request path, in the order a request meets it: [`route`] → [`identify`] →
 //! [`guard`] and [`budget`] → [`forward`] → [`tap`]. [`handler`] runs the steps and answers the
-//! proxy's own errors.
+//! proxy's own errors ([`errors`]).
 
 pub mod budget;
+pub mod errors;
 pub mod forward;
 pub mod guard;
 pub mod handler;
