@@ -1,5 +1,10 @@
 //! Exact money: USD amounts as integers of pico-dollars (1e-12 USD, the ledger's precision) and
 //! rates as micro-dollars per 1M tokens, and every way the project writes them out. A leaf.
+//!
+//! Integers, not a decimal crate: a rate in micro-dollars per 1M tokens times a token count is
+//! already pico-dollars, so pricing is one exact integer multiply per token type on the hot path
+//! and sums are plain `u128` additions; a decimal type (`rust_decimal`) would be exact too, but
+//! slower and a dependency for what two integer widths already do.
 
 use std::fmt;
 

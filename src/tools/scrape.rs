@@ -1,5 +1,10 @@
 //! Reads the Prometheus text format back into samples: the demo's table and the tests use it
 //! to read what the proxy exports exactly as Prometheus would.
+//!
+//! Ours, not a crate: this is the whole reader (samples, labels with escapes, values), and the
+//! parsers on crates.io (`prometheus-parse`, `openmetrics-parser`) would bring regex, chrono or
+//! pest into the binary for the demo's table alone. The live test against a real Prometheus
+//! (`tests/prometheus_live.rs`) checks that what we export is what Prometheus reads.
 
 use std::collections::BTreeMap;
 
