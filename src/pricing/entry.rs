@@ -132,16 +132,6 @@ pub struct ModelPrice {
     pub latency_optimized: Option<Adjust>,
     pub long_context: Option<LongContext>,
     pub(crate) spans: RateSpans,
-    /// Which rates were written in the card (the rest are fallbacks).
-    pub(crate) given: Given,
-}
-
-/// Which optional rates an entry wrote out.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Given {
-    pub cache_read: bool,
-    pub cache_write: bool,
-    pub cache_write_1h: bool,
 }
 
 impl ModelPrice {
@@ -159,7 +149,6 @@ impl ModelPrice {
             latency_optimized: None,
             long_context: None,
             spans: RateSpans::default(),
-            given: Given::default(),
         }
     }
 

@@ -131,19 +131,13 @@ impl RateCard {
         v
     }
 
-    /// The `[[arn]]` mappings, sorted by ARN.
-    pub fn arn_mappings(&self) -> Vec<ArnMapping> {
-        let mut v: Vec<_> = self.arns.values().cloned().collect();
-        v.sort_by(|a, b| a.arn.cmp(&b.arn));
-        v
-    }
-
     /// The entry a model id resolves to now, at the Standard tier and with no Region: its
     /// `rates` are those of the call's profile (e.g. 1.1× for `us.` when the card says so).
     /// `None` for unknown models and for provisioned ones (no per-token price).
     ///
     /// Kept for callers that have not moved to [`RateCard::resolve`] and `Resolved::quote`,
-    /// which also price tiers, Regions, long context and 1-hour cache writes.
+    /// which also price tiers, Regions, long context and 1-hour cache writes: the old-API test
+    /// in `tests/pricing_table.rs` and the `rate_card_resolve` fuzz target.
     pub fn lookup(&self, model_id: &str) -> Option<Arc<ModelPrice>> {
         let resolved = self.resolve(&Call {
             model_id,

@@ -12,7 +12,7 @@ use super::raw::{RawAdjust, RawCard, RawModel};
 use super::{ArnMapping, CardError, CardErrors, LoadedCard, RateCard};
 use crate::pricing::date::CardDate;
 use crate::pricing::entry::{
-    Adjust, Given, LongContext, ModelPrice, Profiles, RateSpans, RegionPrice, Tiers,
+    Adjust, LongContext, ModelPrice, Profiles, RateSpans, RegionPrice, Tiers,
 };
 use crate::pricing::model_id::split_profile;
 use crate::pricing::units::{Multiplier, Rates};
@@ -301,11 +301,6 @@ impl Checker<'_> {
                 cache_write_1h: span(m.cache_write_1h.as_ref()),
                 insert_at: Some(line_end(self.text, keys_end)),
                 table_end: Some(entry_end(self.text, keys_end)),
-            },
-            given: Given {
-                cache_read: cache_read.is_some(),
-                cache_write: cache_write.is_some(),
-                cache_write_1h: cache_write_1h.is_some(),
             },
         }
     }
