@@ -1,0 +1,260 @@
+//! Which card literal each source price bears on: the rate kinds, where a rate of a resolved
+//! entry is written in the card (or why it is derived), and the votes of the source prices.
+
+use std::collections::BTreeMap;
+
+use super::source::{Fact, LITELLM_LONG_CONTEXT_THRESHOLD};
+use super::usd;
+use crate::pricing::entry::{ModelPrice, RateSpans};
+use crate::pricing::resolve::Resolved;
+use crate::pricing::units::{Multiplier, Rates, Tier};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Kind {
+    Input,
+    Output,
+    CacheRead,
+    CacheWrite,
+    CacheWrite1h,
+}
+
+impl Kind {
+    pub(super) const ALL: [Kind; 5] = [
+        Kind::Input,
+        Kind::Output,
+        Kind::CacheRead,
+        Kind::CacheWrite,
+        Kind::CacheWrite1h,
+    ];
+
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Kind::Input => "input",
+            Kind::Output => "output",
+            Kind::CacheRead => "cache_read",
+            Kind::CacheWrite => "cache_write",
+            Kind::CacheWrite1h => "cache_write_1h",
+        }
+    }
+
+    pub(super) fn is_cache(self) -> bool {
+        !matches!(self, Kind::Input | Kind::Output)
+    }
+
+    pub(super) fn get(self, r: &Rates) -> u64 {
+        match self {
+            Kind::Input => r.input,
+            Kind::Output => r.output,
+            Kind::CacheRead => r.cache_read,
+            Kind::CacheWrite => r.cache_write,
+            Kind::CacheWrite1h => r.cache_write_1h,
+        }
+    }
+
+    pub(super) fn span(self, s: &RateSpans) -> Option<&std::ops::Range<usize>> {
+        match self {
+            Kind::Input => s.input.as_ref(),
+            Kind::Output => s.output.as_ref(),
+            Kind::CacheRead => s.cache_read.as_ref(),
+            Kind::CacheWrite => s.cache_write.as_ref(),
+            Kind::CacheWrite1h => s.cache_write_1h.as_ref(),
+        }
+    }
+}
+
+/// Where an edit goes: over a literal, or a new line inserted into an entry.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum EditKey {
+    Replace { start: usize, end: usize },
+    Insert { at: usize, kind: Kind },
+}
+
+impl EditKey {
+    pub(super) fn position(&self) -> usize {
+        match self {
+            EditKey::Replace { start, .. } => *start,
+            EditKey::Insert { at, .. } => *at,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct Edit {
+    pub label: String,
+    pub kind: Kind,
+    pub from: Option<u64>,
+    pub to: u64,
+}
+
+/// The source prices that bear on one card literal.
+pub(super) struct Votes {
+    pub label: String,
+    pub kind: Kind,
+    /// The literal as written (`None`: not written; a fallback applies).
+    pub from: Option<u64>,
+    /// What the card charges from it now.
+    pub have: u64,
+    /// (price, source key)
+    pub votes: Vec<(u64, String)>,
+}
+
+pub(super) struct Target {
+    pub key: EditKey,
+    pub label: String,
+    pub from: Option<u64>,
+}
+
+/// The card literal a default-tier, short-context rate of `resolved` comes from, or why it is
+/// derived (and so not rewritten).
+pub(super) fn provenance(resolved: &Resolved, kind: Kind) -> Result<Target, String> {
+    let e = resolved.model();
+    let label = entry_label(e);
+    if resolved.profile_multiplier() != Multiplier::ONE {
+        return Err(format!(
+            "the card's {} × {} for {} profiles",
+            base_value(e, resolved, kind),
+            resolved.profile_multiplier(),
+            resolved.scope().as_str()
+        ));
+    }
+    if let Some(region) = resolved.region_override()
+        && let Some(rp) = e.region(region)
+    {
+        if let Some(span) = kind.span(&rp.adjust.spans) {
+            return Ok(Target {
+                key: EditKey::Replace {
+                    start: span.start,
+                    end: span.end,
+                },
+                label: format!("{label} [{region}]"),
+                from: kind.get_adjust(&rp.adjust),
+            });
+        }
+        if rp.adjust.multiplier != Multiplier::ONE {
+            return Err(format!(
+                "the card's {region} price is a multiplier ({})",
+                rp.adjust.multiplier
+            ));
+        }
+    }
+    if let Some(span) = kind.span(&e.spans) {
+        return Ok(Target {
+            key: EditKey::Replace {
+                start: span.start,
+                end: span.end,
+            },
+            label,
+            from: Some(kind.get(&e.rates)),
+        });
+    }
+    match e.spans.insert_at {
+        Some(at) if e.caching => Ok(Target {
+            key: EditKey::Insert { at, kind },
+            label,
+            from: None,
+        }),
+        _ => Err("not stated in the card".into()),
+    }
+}
+
+pub(super) fn base_value(e: &ModelPrice, resolved: &Resolved, kind: Kind) -> String {
+    let base = resolved
+        .region_override()
+        .and_then(|r| e.region(r))
+        .map_or(e.rates, |rp| rp.adjust.apply(e.rates));
+    usd(kind.get(&base))
+}
+
+impl Kind {
+    pub(super) fn get_adjust(self, a: &crate::pricing::entry::Adjust) -> Option<u64> {
+        match self {
+            Kind::Input => a.input,
+            Kind::Output => a.output,
+            Kind::CacheRead => a.cache_read,
+            Kind::CacheWrite => a.cache_write,
+            Kind::CacheWrite1h => a.cache_write_1h,
+        }
+    }
+}
+
+pub(super) fn entry_label(e: &ModelPrice) -> String {
+    match &e.effective_from {
+        Some(d) => format!("{} (from {d})", e.id),
+        None => e.id.clone(),
+    }
+}
+
+/// Long-context rates: compared when the card has a `long_context` table; otherwise noted.
+pub(super) fn long_context_votes(
+    fact: &Fact,
+    resolved: &Resolved,
+    votes: &mut BTreeMap<EditKey, Votes>,
+    notes: &mut Vec<String>,
+) {
+    let Some(long) = fact.rates.long else {
+        return;
+    };
+    let e = resolved.model();
+    let Some(lc) = &e.long_context else {
+        let note = format!(
+            "{}: the source has prices above {LITELLM_LONG_CONTEXT_THRESHOLD} prompt tokens; the card has no long_context (add one if Bedrock bills it)",
+            e.id
+        );
+        if !notes.contains(&note) {
+            notes.push(note);
+        }
+        return;
+    };
+    if lc.threshold != LITELLM_LONG_CONTEXT_THRESHOLD {
+        let note = format!(
+            "{}: the card's long_context threshold is {}, the source's {LITELLM_LONG_CONTEXT_THRESHOLD}",
+            e.id, lc.threshold
+        );
+        if !notes.contains(&note) {
+            notes.push(note);
+        }
+        return;
+    }
+    let Some(card) = resolved.rates(Tier::Default, true) else {
+        return;
+    };
+    let pairs = [
+        (Kind::Input, long.input),
+        (Kind::Output, long.output),
+        (Kind::CacheRead, long.cache_read),
+        (Kind::CacheWrite, long.cache_write),
+    ];
+    for (kind, want) in pairs {
+        let Some(want) = want else { continue };
+        if kind.is_cache() && !e.caching {
+            continue;
+        }
+        let have = kind.get(&card);
+        match kind.span(&lc.adjust.spans) {
+            Some(span) if resolved.profile_multiplier() == Multiplier::ONE => {
+                votes
+                    .entry(EditKey::Replace {
+                        start: span.start,
+                        end: span.end,
+                    })
+                    .or_insert_with(|| Votes {
+                        label: format!("{} long_context", entry_label(e)),
+                        kind,
+                        from: kind.get_adjust(&lc.adjust),
+                        have,
+                        votes: Vec::new(),
+                    })
+                    .votes
+                    .push((want, fact.key.clone()));
+            }
+            _ if have != want => notes.push(format!(
+                "{} long_context {}: card {}, source {} (derived; review by hand)",
+                fact.call_id,
+                kind.name(),
+                usd(have),
+                usd(want)
+            )),
+            _ => {}
+        }
+    }
+}
