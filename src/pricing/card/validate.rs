@@ -11,9 +11,7 @@ use toml::Spanned;
 use super::raw::{RawAdjust, RawCard, RawModel};
 use super::{ArnMapping, CardError, CardErrors, LoadedCard, RateCard};
 use crate::pricing::date::CardDate;
-use crate::pricing::entry::{
-    Adjust, LongContext, ModelPrice, Profiles, RateSpans, RegionPrice, Tiers,
-};
+use crate::pricing::entry::{Adjust, LongContext, ModelPrice, Profiles, RegionPrice, Tiers};
 use crate::pricing::model_id::split_profile;
 use crate::pricing::units::{Multiplier, Rates};
 
@@ -89,7 +87,7 @@ impl Checker<'_> {
                 Adjust::multiply(self.multiplier(what, *m, Some(raw.span())))
             }
             RawAdjust::Table(t) => {
-                let mut a = self.rates_table(
+                let a = self.rates_table(
                     what,
                     t.multiplier.as_ref(),
                     [
@@ -116,7 +114,6 @@ impl Checker<'_> {
                         format!("{what} changes nothing (no multiplier, no rates)"),
                     );
                 }
-                a.spans.insert_at = None;
                 a
             }
         }
@@ -128,7 +125,6 @@ impl Checker<'_> {
         multiplier: Option<&Spanned<f64>>,
         [input, output, cache_read, cache_write, cache_write_1h]: [Option<&Spanned<f64>>; 5],
     ) -> Adjust {
-        let span = |v: Option<&Spanned<f64>>| v.map(Spanned::span);
         Adjust {
             multiplier: self
                 .opt_multiplier(&format!("{what} multiplier"), multiplier)
@@ -138,15 +134,6 @@ impl Checker<'_> {
             cache_read: self.opt_rate(&format!("{what} cache_read"), cache_read),
             cache_write: self.opt_rate(&format!("{what} cache_write"), cache_write),
             cache_write_1h: self.opt_rate(&format!("{what} cache_write_1h"), cache_write_1h),
-            spans: RateSpans {
-                input: span(input),
-                output: span(output),
-                cache_read: span(cache_read),
-                cache_write: span(cache_write),
-                cache_write_1h: span(cache_write_1h),
-                insert_at: None,
-                table_end: None,
-            },
         }
     }
 
@@ -265,23 +252,6 @@ impl Checker<'_> {
                 ),
             }
         });
-        let span = |v: Option<&Spanned<f64>>| v.map(Spanned::span);
-        let keys_end = [
-            Some(m.id.span()),
-            m.name.as_ref().map(Spanned::span),
-            Some(m.input.span()),
-            Some(m.output.span()),
-            span(m.cache_read.as_ref()),
-            span(m.cache_write.as_ref()),
-            span(m.cache_write_1h.as_ref()),
-            m.caching.as_ref().map(Spanned::span),
-            m.effective_from.as_ref().map(Spanned::span),
-        ]
-        .into_iter()
-        .flatten()
-        .map(|s| s.end)
-        .max()
-        .unwrap_or(0);
         ModelPrice {
             id: id.to_owned(),
             name: m.name.as_ref().map(|n| n.get_ref().clone()),
@@ -293,15 +263,6 @@ impl Checker<'_> {
             tiers,
             latency_optimized,
             long_context,
-            spans: RateSpans {
-                input: Some(m.input.span()),
-                output: Some(m.output.span()),
-                cache_read: span(m.cache_read.as_ref()),
-                cache_write: span(m.cache_write.as_ref()),
-                cache_write_1h: span(m.cache_write_1h.as_ref()),
-                insert_at: Some(line_end(self.text, keys_end)),
-                table_end: Some(entry_end(self.text, keys_end)),
-            },
         }
     }
 }
@@ -462,42 +423,4 @@ fn line_of(text: &str, offset: usize) -> usize {
         .filter(|&&b| b == b'\n')
         .count()
         + 1
-}
-
-/// The offset just past the last line of content of the `[[model]]` entry containing `offset`:
-/// before the next `[[…]]` header, less the comments and blank lines that lead up to it.
-fn entry_end(text: &str, offset: usize) -> usize {
-    let mut pos = line_end(text, offset);
-    let mut next = text.len();
-    while pos < text.len() {
-        let end = line_end(text, pos);
-        if text[pos..end].trim_start().starts_with("[[") {
-            next = pos;
-            break;
-        }
-        pos = end;
-    }
-    // Walk back over trailing blank and comment lines.
-    let mut end = next;
-    while end > 0 {
-        let start = text.as_bytes()[..end - 1]
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |i| i + 1);
-        let line = text[start..end].trim();
-        if !(line.is_empty() || line.starts_with('#')) {
-            break;
-        }
-        end = start;
-    }
-    end.max(line_end(text, offset))
-}
-
-/// The offset just past the end of the line containing `offset`.
-fn line_end(text: &str, offset: usize) -> usize {
-    let start = offset.min(text.len());
-    text.as_bytes()[start..]
-        .iter()
-        .position(|&b| b == b'\n')
-        .map_or(text.len(), |i| start + i + 1)
 }

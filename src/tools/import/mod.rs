@@ -30,10 +30,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::SystemTime;
 
-use self::edit::{apply_edits, region_table};
+use self::edit::CardDoc;
 use self::new_entry::new_entry;
-use self::source::{BASE_REGION, Fact, read_facts};
-use self::target::{Edit, EditKey, Kind, Votes, entry_label, long_context_votes, provenance};
+use self::source::{BASE_REGION, Fact, SourceRates, read_facts};
+use self::target::{Edit, Kind, Literal, Votes, entry_label, long_context_votes, provenance};
 use crate::money::micros_to_usd_string;
 use crate::pricing::card::RateCard;
 use crate::pricing::model_id::split_profile;
@@ -128,13 +128,14 @@ pub fn import_litellm_at(
     let mut report = ImportReport::default();
     let facts = read_facts(object, &mut report.notes);
     report.source_prices = facts.len();
+    let mut doc = CardDoc::parse(&current.text).map_err(ImportError::Proposed)?;
 
     let call = |id, region| call_at(id, region, at);
 
     // Pass 1: every source price votes for the card literal it corresponds to (agreeing ones
     // included); a literal is rewritten only when all its votes agree.
-    let mut votes: BTreeMap<EditKey, Votes> = BTreeMap::new();
-    let mut region_tables: BTreeMap<(usize, String), String> = BTreeMap::new();
+    let mut votes: BTreeMap<Literal, Votes> = BTreeMap::new();
+    let mut region_tables: BTreeMap<(usize, String), Vec<(Kind, u64)>> = BTreeMap::new();
     let mut region_lines: Vec<String> = Vec::new();
     let mut missing: BTreeMap<String, Vec<&Fact>> = BTreeMap::new();
     let mut caching_noted = BTreeSet::new();
@@ -157,7 +158,7 @@ pub fn import_litellm_at(
             // A Region the card prices at the base rate: propose a Region table rather than
             // rewriting the base.
             if resolved.profile_multiplier() == Multiplier::ONE
-                && let Some(at) = entry.spans.table_end
+                && let Some(model) = doc.model_index(entry)
             {
                 let mut differs = false;
                 for kind in Kind::ALL {
@@ -178,8 +179,8 @@ pub fn import_litellm_at(
                 }
                 if differs {
                     region_tables.insert(
-                        (at, region.to_owned()),
-                        region_table(region, &fact.rates, entry.caching),
+                        (model, region.to_owned()),
+                        region_rates(&fact.rates, entry.caching),
                     );
                 }
             }
@@ -198,7 +199,7 @@ pub fn import_litellm_at(
                 }
                 continue;
             }
-            if let Ok(target) = provenance(&resolved, kind) {
+            if let Ok(target) = provenance(&resolved, kind, &doc) {
                 votes
                     .entry(target.key)
                     .or_insert_with(|| Votes {
@@ -212,9 +213,9 @@ pub fn import_litellm_at(
                     .push((want, fact.key.clone()));
             }
         }
-        long_context_votes(fact, &resolved, &mut votes, &mut report.notes);
+        long_context_votes(fact, &resolved, &doc, &mut votes, &mut report.notes);
     }
-    let mut edits: BTreeMap<EditKey, Edit> = BTreeMap::new();
+    let mut edits: BTreeMap<Literal, Edit> = BTreeMap::new();
     let mut conflicts: Vec<String> = Vec::new();
     for (key, v) in votes {
         let wanted: BTreeSet<u64> = v.votes.iter().map(|(want, _)| *want).collect();
@@ -246,10 +247,19 @@ pub fn import_litellm_at(
         }
     }
 
-    let mut proposed = apply_edits(&current.text, &edits, &region_tables);
-    let mut in_file_order: Vec<(&EditKey, &Edit)> = edits.iter().collect();
-    in_file_order.sort_by_key(|(key, edit)| (key.position(), edit.kind));
-    for (_, edit) in in_file_order {
+    // Unchanged, the text is kept as it is: `toml_edit` would end it with a newline.
+    let mut proposed = if edits.is_empty() && region_tables.is_empty() {
+        current.text.clone()
+    } else {
+        for (at, edit) in &edits {
+            doc.set(at, edit.to);
+        }
+        for ((model, region), rates) in &region_tables {
+            doc.add_region(*model, region, rates);
+        }
+        doc.to_string()
+    };
+    for edit in edits.values() {
         report.changed.push(format!(
             "~ {} {}: {} -> {}",
             edit.label,
@@ -279,6 +289,7 @@ pub fn import_litellm_at(
     let checked = RateCard::parse(&proposed, &current.file)
         .map_err(|e| ImportError::Proposed(e.to_string()))?
         .card;
+    let checked_doc = CardDoc::parse(&proposed).map_err(ImportError::Proposed)?;
 
     // Pass 2: what still disagrees once the edits are made.
     for fact in &facts {
@@ -300,7 +311,7 @@ pub fn import_litellm_at(
                 continue;
             }
             // A literal the source disagrees about is reported once, below.
-            let Err(why) = provenance(&resolved, kind) else {
+            let Err(why) = provenance(&resolved, kind, &checked_doc) else {
                 continue;
             };
             report.review.push(format!(
@@ -349,6 +360,15 @@ fn plural(n: usize, what: &str) -> String {
     } else {
         format!("{n} {what}s")
     }
+}
+
+/// The source's rates for a new Region table (cache rates only for caching models).
+fn region_rates(rates: &SourceRates, caching: bool) -> Vec<(Kind, u64)> {
+    Kind::ALL
+        .into_iter()
+        .filter(|kind| caching || !kind.is_cache())
+        .filter_map(|kind| Some((kind, rates.get(kind)?)))
+        .collect()
 }
 
 fn usd(micros: u64) -> String {

@@ -3,9 +3,10 @@
 
 use std::collections::BTreeMap;
 
+use super::edit::CardDoc;
 use super::source::{Fact, LITELLM_LONG_CONTEXT_THRESHOLD};
 use super::usd;
-use crate::pricing::entry::{ModelPrice, RateSpans};
+use crate::pricing::entry::{Adjust, ModelPrice};
 use crate::pricing::resolve::Resolved;
 use crate::pricing::units::{Multiplier, Rates, Tier};
 
@@ -50,32 +51,23 @@ impl Kind {
             Kind::CacheWrite1h => r.cache_write_1h,
         }
     }
-
-    pub(super) fn span(self, s: &RateSpans) -> Option<&std::ops::Range<usize>> {
-        match self {
-            Kind::Input => s.input.as_ref(),
-            Kind::Output => s.output.as_ref(),
-            Kind::CacheRead => s.cache_read.as_ref(),
-            Kind::CacheWrite => s.cache_write.as_ref(),
-            Kind::CacheWrite1h => s.cache_write_1h.as_ref(),
-        }
-    }
 }
 
-/// Where an edit goes: over a literal, or a new line inserted into an entry.
+/// A rate of one `[[model]]` table (by its position in the file), written or to be written:
+/// the entry's own, a Region override's or its long context's.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) enum EditKey {
-    Replace { start: usize, end: usize },
-    Insert { at: usize, kind: Kind },
+pub(super) struct Literal {
+    pub model: usize,
+    pub table: RateTable,
+    pub kind: Kind,
 }
 
-impl EditKey {
-    pub(super) fn position(&self) -> usize {
-        match self {
-            EditKey::Replace { start, .. } => *start,
-            EditKey::Insert { at, .. } => *at,
-        }
-    }
+/// In the order they come in an entry: keys, then `long_context`, then Region sub-tables.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum RateTable {
+    Base,
+    LongContext,
+    Region(String),
 }
 
 #[derive(Clone, Debug)]
@@ -99,14 +91,18 @@ pub(super) struct Votes {
 }
 
 pub(super) struct Target {
-    pub key: EditKey,
+    pub key: Literal,
     pub label: String,
     pub from: Option<u64>,
 }
 
 /// The card literal a default-tier, short-context rate of `resolved` comes from, or why it is
 /// derived (and so not rewritten).
-pub(super) fn provenance(resolved: &Resolved, kind: Kind) -> Result<Target, String> {
+pub(super) fn provenance(
+    resolved: &Resolved,
+    kind: Kind,
+    card: &CardDoc,
+) -> Result<Target, String> {
     let e = resolved.model();
     let label = entry_label(e);
     if resolved.profile_multiplier() != Multiplier::ONE {
@@ -117,15 +113,17 @@ pub(super) fn provenance(resolved: &Resolved, kind: Kind) -> Result<Target, Stri
             resolved.scope().as_str()
         ));
     }
+    let Some(model) = card.model_index(e) else {
+        return Err("not stated in the card".into());
+    };
+    let at = |table| Literal { model, table, kind };
     if let Some(region) = resolved.region_override()
         && let Some(rp) = e.region(region)
     {
-        if let Some(span) = kind.span(&rp.adjust.spans) {
+        let key = at(RateTable::Region(region.to_owned()));
+        if card.states(&key) {
             return Ok(Target {
-                key: EditKey::Replace {
-                    start: span.start,
-                    end: span.end,
-                },
+                key,
                 label: format!("{label} [{region}]"),
                 from: kind.get_adjust(&rp.adjust),
             });
@@ -137,23 +135,22 @@ pub(super) fn provenance(resolved: &Resolved, kind: Kind) -> Result<Target, Stri
             ));
         }
     }
-    if let Some(span) = kind.span(&e.spans) {
+    let key = at(RateTable::Base);
+    if card.states(&key) {
         return Ok(Target {
-            key: EditKey::Replace {
-                start: span.start,
-                end: span.end,
-            },
+            key,
             label,
             from: Some(kind.get(&e.rates)),
         });
     }
-    match e.spans.insert_at {
-        Some(at) if e.caching => Ok(Target {
-            key: EditKey::Insert { at, kind },
+    if e.caching {
+        Ok(Target {
+            key,
             label,
             from: None,
-        }),
-        _ => Err("not stated in the card".into()),
+        })
+    } else {
+        Err("not stated in the card".into())
     }
 }
 
@@ -166,7 +163,7 @@ pub(super) fn base_value(e: &ModelPrice, resolved: &Resolved, kind: Kind) -> Str
 }
 
 impl Kind {
-    pub(super) fn get_adjust(self, a: &crate::pricing::entry::Adjust) -> Option<u64> {
+    pub(super) fn get_adjust(self, a: &Adjust) -> Option<u64> {
         match self {
             Kind::Input => a.input,
             Kind::Output => a.output,
@@ -188,7 +185,8 @@ pub(super) fn entry_label(e: &ModelPrice) -> String {
 pub(super) fn long_context_votes(
     fact: &Fact,
     resolved: &Resolved,
-    votes: &mut BTreeMap<EditKey, Votes>,
+    card: &CardDoc,
+    votes: &mut BTreeMap<Literal, Votes>,
     notes: &mut Vec<String>,
 ) {
     let Some(long) = fact.rates.long else {
@@ -215,9 +213,10 @@ pub(super) fn long_context_votes(
         }
         return;
     }
-    let Some(card) = resolved.rates(Tier::Default, true) else {
+    let Some(rates) = resolved.rates(Tier::Default, true) else {
         return;
     };
+    let model = card.model_index(e);
     let pairs = [
         (Kind::Input, long.input),
         (Kind::Output, long.output),
@@ -229,14 +228,16 @@ pub(super) fn long_context_votes(
         if kind.is_cache() && !e.caching {
             continue;
         }
-        let have = kind.get(&card);
-        match kind.span(&lc.adjust.spans) {
-            Some(span) if resolved.profile_multiplier() == Multiplier::ONE => {
+        let have = kind.get(&rates);
+        let key = model.map(|model| Literal {
+            model,
+            table: RateTable::LongContext,
+            kind,
+        });
+        match key {
+            Some(key) if card.states(&key) && resolved.profile_multiplier() == Multiplier::ONE => {
                 votes
-                    .entry(EditKey::Replace {
-                        start: span.start,
-                        end: span.end,
-                    })
+                    .entry(key)
                     .or_insert_with(|| Votes {
                         label: format!("{} long_context", entry_label(e)),
                         kind,
