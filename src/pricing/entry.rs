@@ -6,26 +6,8 @@
 //! result fits in micro-dollars, otherwise rounded half up to the nearest micro-dollar per 1M
 //! tokens (one pico-dollar per token).
 
-use std::ops::Range;
-
 use super::date::CardDate;
 use super::units::{Multiplier, Rates, Scope};
-
-/// Where a rate literal sits in the card text (byte ranges), so `rates import` can rewrite it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct RateSpans {
-    pub input: Option<Range<usize>>,
-    pub output: Option<Range<usize>>,
-    pub cache_read: Option<Range<usize>>,
-    pub cache_write: Option<Range<usize>>,
-    pub cache_write_1h: Option<Range<usize>>,
-    /// Where a new `key = value` line can be inserted into the same table (top-level `[[model]]`
-    /// keys only; `None` for inline and sub-tables).
-    pub insert_at: Option<usize>,
-    /// Where a new sub-table (`[model.regions.R]`) can be inserted: just after the entry's last
-    /// line of content (top-level `[[model]]` only).
-    pub table_end: Option<usize>,
-}
 
 /// A change to a set of rates: every rate times `multiplier` (default 1), then each rate given
 /// explicitly replaces the result.
@@ -37,7 +19,6 @@ pub struct Adjust {
     pub cache_read: Option<u64>,
     pub cache_write: Option<u64>,
     pub cache_write_1h: Option<u64>,
-    pub(crate) spans: RateSpans,
 }
 
 impl Adjust {
@@ -50,7 +31,6 @@ impl Adjust {
             cache_read: None,
             cache_write: None,
             cache_write_1h: None,
-            spans: RateSpans::default(),
         }
     }
 
@@ -131,17 +111,6 @@ pub struct ModelPrice {
     pub tiers: Tiers,
     pub latency_optimized: Option<Adjust>,
     pub long_context: Option<LongContext>,
-    pub(crate) spans: RateSpans,
-    /// Which rates were written in the card (the rest are fallbacks).
-    pub(crate) given: Given,
-}
-
-/// Which optional rates an entry wrote out.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Given {
-    pub cache_read: bool,
-    pub cache_write: bool,
-    pub cache_write_1h: bool,
 }
 
 impl ModelPrice {
@@ -158,8 +127,6 @@ impl ModelPrice {
             tiers: Tiers::default(),
             latency_optimized: None,
             long_context: None,
-            spans: RateSpans::default(),
-            given: Given::default(),
         }
     }
 

@@ -218,10 +218,6 @@ impl Multiplier {
         Multiplier(n)
     }
 
-    pub const fn ten_thousandths(self) -> u32 {
-        self.0
-    }
-
     /// A card value: finite, 0 to 1000, at most four decimals.
     pub(crate) fn from_f64(v: f64) -> Result<Multiplier, &'static str> {
         if !v.is_finite() || v < 0.0 {

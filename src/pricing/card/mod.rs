@@ -1,0 +1,212 @@
+//! The rate card: `rates/*.toml` parsed in two steps (raw serde types that reject unknown keys,
+//! then validated prices), plus the date checks `rates check` runs. `docs/rate-card.md` is the
+//! format's reference; how a call finds its entry is in `resolve.rs`.
+
+mod raw;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::date::{self, CardDate};
+use super::entry::ModelPrice;
+use super::model_id::split_profile;
+use super::units::{Call, Tier};
+
+pub use super::model_id::PROFILE_PREFIXES;
+
+/// `rates check` warns when a card's `updated` date is more than this many days old.
+pub const STALE_AFTER_DAYS: i64 = 90;
+
+#[derive(Debug)]
+pub struct RateCard {
+    pub version: String,
+    updated: Option<CardDate>,
+    updated_line: usize,
+    /// Entries by id, each list sorted by `effective_from` (undated first).
+    models: HashMap<String, Vec<Arc<ModelPrice>>>,
+    arns: HashMap<String, ArnMapping>,
+    placeholder: Arc<ModelPrice>,
+    pub(crate) file: String,
+    pub(crate) text: String,
+}
+
+impl Default for RateCard {
+    fn default() -> Self {
+        RateCard {
+            version: String::new(),
+            updated: None,
+            updated_line: 0,
+            models: HashMap::new(),
+            arns: HashMap::new(),
+            placeholder: Arc::new(ModelPrice::placeholder(
+                "provisioned",
+                "Provisioned throughput (no per-token price)",
+            )),
+            file: String::new(),
+            text: String::new(),
+        }
+    }
+}
+
+/// An `[[arn]]` entry: an opaque ARN (application inference profile, provisioned, custom or
+/// imported model) and what it is priced as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArnMapping {
+    pub arn: String,
+    /// The model or profile id it is priced as (for `provisioned`, the model it serves).
+    pub model: Option<String>,
+    /// Provisioned throughput: tokens counted, no per-token price.
+    pub provisioned: bool,
+}
+
+/// A card together with what validation had to say about it.
+#[derive(Debug)]
+pub struct LoadedCard {
+    pub card: RateCard,
+    pub warnings: Vec<CardError>,
+}
+
+/// A problem in a rate card file, located by line (1-based).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CardError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for CardError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.message)
+    }
+}
+
+/// Every error found in a card (the checker reports them all, not just the first).
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct CardErrors(pub Vec<CardError>);
+
+impl RateCard {
+    /// Reads and validates a card file.
+    pub fn load(path: &Path) -> Result<LoadedCard, CardErrors> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            CardErrors(vec![CardError {
+                file: file.clone(),
+                line: 0,
+                message: format!("cannot read: {e}"),
+            }])
+        })?;
+        Self::parse(&text, &file)
+    }
+
+    /// Number of `[[model]]` entries (a model with dated successors counts once per entry).
+    pub fn len(&self) -> usize {
+        self.models.values().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.models.is_empty()
+    }
+
+    /// When the card's prices were last checked (`updated`).
+    pub fn updated(&self) -> Option<&CardDate> {
+        self.updated.as_ref()
+    }
+
+    /// All entries, sorted by id, then by `effective_from` (undated first).
+    pub fn models(&self) -> Vec<Arc<ModelPrice>> {
+        let mut v: Vec<_> = self.models.values().flatten().cloned().collect();
+        v.sort_by(|a, b| {
+            a.id.cmp(&b.id).then_with(|| {
+                let at = |m: &ModelPrice| m.effective_from.as_ref().map(CardDate::at);
+                at(a).cmp(&at(b))
+            })
+        });
+        v
+    }
+
+    /// The entry a model id resolves to now, at the Standard tier and with no Region: its
+    /// `rates` are those of the call's profile (e.g. 1.1× for `us.` when the card says so).
+    /// `None` for unknown models and for provisioned ones (no per-token price).
+    ///
+    /// Kept for callers that have not moved to [`RateCard::resolve`] and `Resolved::quote`,
+    /// which also price tiers, Regions, long context and 1-hour cache writes: the old-API test
+    /// in `tests/pricing_table.rs` and the `rate_card_resolve` fuzz target.
+    pub fn lookup(&self, model_id: &str) -> Option<Arc<ModelPrice>> {
+        let resolved = self.resolve(&Call {
+            model_id,
+            region: None,
+            latency_optimized: false,
+            at: SystemTime::now(),
+        })?;
+        let rates = resolved.rates(Tier::Default, false)?;
+        let entry = resolved.model_arc();
+        if rates == entry.rates {
+            return Some(entry.clone());
+        }
+        let mut priced = ModelPrice::clone(entry);
+        priced.rates = rates;
+        Some(Arc::new(priced))
+    }
+
+    /// Date-dependent warnings for `rates check`: prices last `updated` more than
+    /// [`STALE_AFTER_DAYS`] days before `now`, a missing or future `updated` date.
+    pub fn age_warnings(&self, now: SystemTime) -> Vec<CardError> {
+        let at = |line: usize, message: String| CardError {
+            file: self.file.clone(),
+            line,
+            message,
+        };
+        let Some(updated) = &self.updated else {
+            return vec![at(
+                1,
+                "no `updated` date, so the age of these prices is unknown; add e.g. `updated = 2026-11-23` when you check them".into(),
+            )];
+        };
+        let age = date::days_between(updated.at(), now);
+        if age > STALE_AFTER_DAYS {
+            vec![at(
+                self.updated_line,
+                format!(
+                    "prices last updated {updated}, {age} days ago (more than {STALE_AFTER_DAYS}): check them against the sources (`bedrock-meter rates import` shows what changed) and bump `updated`"
+                ),
+            )]
+        } else if age < -1 {
+            vec![at(
+                self.updated_line,
+                format!("`updated` {updated} is in the future"),
+            )]
+        } else {
+            Vec::new()
+        }
+    }
+
+    pub(crate) fn entries(&self, id: &str) -> Option<&[Arc<ModelPrice>]> {
+        self.models.get(id).map(Vec::as_slice)
+    }
+
+    pub(crate) fn arn_target(&self, id: &str) -> Option<&ArnMapping> {
+        if self.arns.is_empty() {
+            return None;
+        }
+        self.arns.get(id)
+    }
+
+    pub(crate) fn placeholder(&self) -> Arc<ModelPrice> {
+        self.placeholder.clone()
+    }
+
+    /// Every id in the card, without profile prefixes, sorted and deduplicated.
+    pub(crate) fn base_ids(&self) -> Vec<&str> {
+        let mut ids: Vec<&str> = self.models.keys().map(|id| split_profile(id).1).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+}
