@@ -580,8 +580,19 @@ fn what_is_not_priced() {
     assert_eq!(mapped.model().id, "amazon.nova-pro-v1:0");
 }
 
+/// The Standard-tier rates a model id is priced at with no Region, as the meter resolves them.
+fn standard_rates(card: &RateCard, model_id: &str) -> Option<bedrock_meter::pricing::Rates> {
+    card.resolve(&Call {
+        model_id,
+        region: None,
+        latency_optimized: false,
+        at: SystemTime::now(),
+    })
+    .and_then(|r| r.rates(Tier::Default, false))
+}
+
 #[test]
-fn the_old_api_still_prices_the_minimal_card() {
+fn the_minimal_card_prices_ids_profiles_and_arns() {
     let loaded = RateCard::parse(MINIMAL, "minimal.toml").unwrap();
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     let card = loaded.card;
@@ -591,27 +602,26 @@ fn the_old_api_still_prices_the_minimal_card() {
         "us.anthropic.claude-3-haiku-20240307-v1:0",
         "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0",
     ] {
-        let entry = card.lookup(id).unwrap();
-        let cost = price(&usage(1_000, 500, 200, 100, 0), &entry.rates);
+        let rates = standard_rates(&card, id).unwrap();
+        let cost = price(&usage(1_000, 500, 200, 100, 0), &rates);
         assert_eq!(
             (cost.input, cost.output, cost.cache_read, cost.cache_write),
             (250_000_000, 625_000_000, 6_000_000, 30_000_000),
             "{id}"
         );
     }
-    // The old API on the shipped card: profile multipliers are folded into `rates`.
+    // On the shipped card, profile multipliers are folded into the rates.
     let shipped = shipped();
-    let us = shipped.lookup(&format!("us.{SONNET_45}")).unwrap();
-    assert_eq!(
-        (us.rates.input, us.rates.cache_write),
-        (3_300_000, 4_125_000)
-    );
-    let global = shipped.lookup(&format!("global.{SONNET_45}")).unwrap();
-    assert_eq!(global.rates.input, 3_000_000);
+    let us = standard_rates(&shipped, &format!("us.{SONNET_45}")).unwrap();
+    assert_eq!((us.input, us.cache_write), (3_300_000, 4_125_000));
+    let global = standard_rates(&shipped, &format!("global.{SONNET_45}")).unwrap();
+    assert_eq!(global.input, 3_000_000);
     assert!(
-        shipped
-            .lookup("arn:aws:bedrock:us-east-1:123456789012:provisioned-model/x")
-            .is_none()
+        standard_rates(
+            &shipped,
+            "arn:aws:bedrock:us-east-1:123456789012:provisioned-model/x"
+        )
+        .is_none()
     );
 }
 

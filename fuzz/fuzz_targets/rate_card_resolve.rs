@@ -56,7 +56,6 @@ fuzz_target!(|data: &[u8]| {
     };
 
     let card = card();
-    let _ = card.lookup(model_id);
     let Some(resolved) = card.resolve(&call) else {
         return;
     };

@@ -7,8 +7,8 @@ mod raw;
 mod tests;
 mod validate;
 
+use crate::file_error::{FileError, FileErrors};
 use std::collections::HashMap;
-use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -16,7 +16,6 @@ use std::time::SystemTime;
 use super::date::{self, CardDate};
 use super::entry::ModelPrice;
 use super::model_id::split_profile;
-use super::units::{Call, Tier};
 
 pub use super::model_id::PROFILE_PREFIXES;
 
@@ -73,30 +72,16 @@ pub struct LoadedCard {
 }
 
 /// A problem in a rate card file, located by line (1-based).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CardError {
-    pub file: String,
-    pub line: usize,
-    pub message: String,
-}
-
-impl fmt::Display for CardError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.file, self.line, self.message)
-    }
-}
-
+pub type CardError = FileError;
 /// Every error found in a card (the checker reports them all, not just the first).
-#[derive(Debug, thiserror::Error)]
-#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
-pub struct CardErrors(pub Vec<CardError>);
+pub type CardErrors = FileErrors;
 
 impl RateCard {
     /// Reads and validates a card file.
     pub fn load(path: &Path) -> Result<LoadedCard, CardErrors> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| {
-            CardErrors(vec![CardError {
+            FileErrors(vec![FileError {
                 file: file.clone(),
                 line: 0,
                 message: format!("cannot read: {e}"),
@@ -131,34 +116,10 @@ impl RateCard {
         v
     }
 
-    /// The entry a model id resolves to now, at the Standard tier and with no Region: its
-    /// `rates` are those of the call's profile (e.g. 1.1× for `us.` when the card says so).
-    /// `None` for unknown models and for provisioned ones (no per-token price).
-    ///
-    /// Kept for callers that have not moved to [`RateCard::resolve`] and `Resolved::quote`,
-    /// which also price tiers, Regions, long context and 1-hour cache writes: the old-API test
-    /// in `tests/pricing_table.rs` and the `rate_card_resolve` fuzz target.
-    pub fn lookup(&self, model_id: &str) -> Option<Arc<ModelPrice>> {
-        let resolved = self.resolve(&Call {
-            model_id,
-            region: None,
-            latency_optimized: false,
-            at: SystemTime::now(),
-        })?;
-        let rates = resolved.rates(Tier::Default, false)?;
-        let entry = resolved.model_arc();
-        if rates == entry.rates {
-            return Some(entry.clone());
-        }
-        let mut priced = ModelPrice::clone(entry);
-        priced.rates = rates;
-        Some(Arc::new(priced))
-    }
-
     /// Date-dependent warnings for `rates check`: prices last `updated` more than
     /// [`STALE_AFTER_DAYS`] days before `now`, a missing or future `updated` date.
     pub fn age_warnings(&self, now: SystemTime) -> Vec<CardError> {
-        let at = |line: usize, message: String| CardError {
+        let at = |line: usize, message: String| FileError {
             file: self.file.clone(),
             line,
             message,

@@ -1,6 +1,7 @@
 //! Validation: from the raw TOML shapes to checked entries and a [`RateCard`], collecting every
 //! error and warning with the line it is about.
 
+use crate::file_error::{FileError, FileErrors, line_of};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
@@ -24,8 +25,8 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    fn at(&self, span: Option<Range<usize>>, message: String) -> CardError {
-        CardError {
+    fn at(&self, span: Option<Range<usize>>, message: String) -> FileError {
+        FileError {
             file: self.file.to_owned(),
             line: span.map_or(0, |s| line_of(self.text, s.start)),
             message,
@@ -277,7 +278,7 @@ impl RateCard {
             warnings: Vec::new(),
         };
         let raw: RawCard = toml::from_str(text)
-            .map_err(|e| CardErrors(vec![c.at(e.span(), e.message().to_owned())]))?;
+            .map_err(|e| FileErrors(vec![c.at(e.span(), e.message().to_owned())]))?;
 
         if raw.version.get_ref().trim().is_empty() {
             c.error(Some(raw.version.span()), "version must not be empty".into());
@@ -378,7 +379,7 @@ impl RateCard {
         }
 
         if !c.errors.is_empty() {
-            return Err(CardErrors(c.errors));
+            return Err(FileErrors(c.errors));
         }
         Ok(LoadedCard {
             card: RateCard {
@@ -414,13 +415,4 @@ pub(crate) fn to_micros(usd: f64) -> Result<u64, &'static str> {
         return Err("has more than 6 decimal places");
     }
     Ok(rounded as u64)
-}
-
-fn line_of(text: &str, offset: usize) -> usize {
-    let end = offset.min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
 }
