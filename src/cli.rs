@@ -40,6 +40,7 @@ pub enum Command {
     /// Run the metering proxy.
     Serve(Box<ServeArgs>),
     /// Run the built-in Bedrock Runtime simulator (no AWS account needed).
+    #[cfg(feature = "simulator")]
     Simulate {
         #[arg(
             long,
@@ -49,6 +50,7 @@ pub enum Command {
         listen: SocketAddr,
     },
     /// Simulator + proxy + synthetic multi-app traffic, with a live cost table.
+    #[cfg(feature = "simulator")]
     Demo(DemoArgs),
     /// Totals per app and model from a usage ledger, for a time range.
     Report {

@@ -21,5 +21,6 @@ pub mod names;
 pub mod pricing;
 pub mod proxy;
 pub mod server;
+#[cfg(feature = "simulator")]
 pub mod simulator;
 pub mod tools;

@@ -9,8 +9,8 @@ use bedrock_meter::cli::{Cli, Command, EstimateArgs, LogFormat, RatesCommand, Se
 use bedrock_meter::config::ServeConfig;
 use bedrock_meter::pricing::RateCard;
 use bedrock_meter::server;
-use bedrock_meter::simulator;
-use bedrock_meter::tools::demo;
+#[cfg(feature = "simulator")]
+use bedrock_meter::{simulator, tools::demo};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -36,10 +36,12 @@ fn main() -> ExitCode {
     runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve(*args).await,
+            #[cfg(feature = "simulator")]
             Command::Simulate { listen } => match simulator::run(listen).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(format!("simulator: {e}")),
             },
+            #[cfg(feature = "simulator")]
             Command::Demo(args) => match demo::run(args).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(format!("demo: {e}")),

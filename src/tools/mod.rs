@@ -1,6 +1,7 @@
 //! The offline commands: `demo`, `estimate`, `report` and `rates import`, and the Prometheus
 //! text reader the demo and tests use. `serve` never runs any of this.
 
+#[cfg(feature = "simulator")]
 pub mod demo;
 pub mod estimate;
 pub mod import;
