@@ -32,20 +32,39 @@ impl TokenType {
     }
 }
 
-/// Token usage of one request. `input` excludes cache tokens, as Bedrock's `inputTokens` does.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub input: u64,
-    pub output: u64,
-    pub cache_read: u64,
-    /// All cache writes, whatever their TTL.
-    pub cache_write: u64,
-    /// The part of `cache_write` written with the 1-hour TTL (`usage.cacheDetails`); the rest
-    /// used the default 5-minute TTL. A value above `cache_write` counts as `cache_write`.
-    pub cache_write_1h: u64,
+/// One value per kind of token Bedrock reports: input, output, cache reads, cache writes, and
+/// the part of those writes made with the 1-hour TTL. The shape of a request's [`Usage`] and of
+/// every record and sum of usages (the ledger's `tokens`, the report's totals, the simulator's
+/// plan). `input` excludes cache tokens, as Bedrock's `inputTokens` does; `cache_write` counts
+/// every cache write whatever its TTL, and `cache_write_1h` the 1-hour part of it.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub struct Tokens<T> {
+    pub input: T,
+    pub output: T,
+    pub cache_read: T,
+    pub cache_write: T,
+    pub cache_write_1h: T,
 }
 
-impl Usage {
+impl<T> Tokens<T> {
+    /// The same shape with `f` applied to every value.
+    pub fn map<U>(self, mut f: impl FnMut(T) -> U) -> Tokens<U> {
+        Tokens {
+            input: f(self.input),
+            output: f(self.output),
+            cache_read: f(self.cache_read),
+            cache_write: f(self.cache_write),
+            cache_write_1h: f(self.cache_write_1h),
+        }
+    }
+}
+
+/// Token usage of one request. A `cache_write_1h` above `cache_write` counts as `cache_write`.
+pub type Usage = Tokens<u64>;
+
+impl Tokens<u64> {
     pub fn get(&self, t: TokenType) -> u64 {
         match t {
             TokenType::Input => self.input,
@@ -69,17 +88,33 @@ impl Usage {
     }
 }
 
-/// Cost of one request by token type, in pico-dollars. `cache_write` covers both TTLs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Cost {
-    pub input: u64,
-    pub output: u64,
-    pub cache_read: u64,
-    pub cache_write: u64,
+/// One value per billed token type, in the order of the `type` metric label: the shape of a
+/// request's [`Cost`] and of every record and sum of costs (the ledger's `cost_usd_by_type`,
+/// the report's totals). `cache_write` covers both TTLs.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub struct PerType<T> {
+    pub input: T,
+    pub output: T,
+    pub cache_read: T,
+    pub cache_write: T,
 }
 
-impl Cost {
-    pub fn get(&self, t: TokenType) -> u64 {
+impl<T> PerType<T> {
+    /// The same shape with `f` applied to every value.
+    pub fn map<U>(self, mut f: impl FnMut(T) -> U) -> PerType<U> {
+        PerType {
+            input: f(self.input),
+            output: f(self.output),
+            cache_read: f(self.cache_read),
+            cache_write: f(self.cache_write),
+        }
+    }
+}
+
+impl<T: Copy> PerType<T> {
+    pub fn get(&self, t: TokenType) -> T {
         match t {
             TokenType::Input => self.input,
             TokenType::Output => self.output,
@@ -87,7 +122,12 @@ impl Cost {
             TokenType::CacheWrite => self.cache_write,
         }
     }
+}
 
+/// Cost of one request by token type, in pico-dollars.
+pub type Cost = PerType<u64>;
+
+impl PerType<u64> {
     pub fn total(&self) -> u64 {
         self.input
             .saturating_add(self.output)
@@ -97,6 +137,9 @@ impl Cost {
 }
 
 /// Per-1M-token rates in micro-dollars (USD × 1e6), so prices with up to six decimals are exact.
+///
+/// Its own type, not a [`Tokens`]: a rate is not a count (here `cache_write` is the 5-minute
+/// rate, not all writes), and `price(&usage, &rates)` must not compile with the two swapped.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Rates {
     pub input: u64,

@@ -8,6 +8,7 @@ use super::body::SimBody;
 use super::call::Call;
 use super::directives::Fault;
 use super::eventstream::{self, EncodeError, Script, StreamFault};
+use super::usage::Render;
 
 pub const EVENTSTREAM: &str = "application/vnd.amazon.eventstream";
 

@@ -10,7 +10,7 @@ use super::body::SimBody;
 use super::call::Call;
 use super::converse::{EVENTSTREAM, json_response, stream_fault};
 use super::eventstream::{self, EncodeError, Script};
-use super::usage::Usage;
+use super::usage::{Render, Usage};
 
 const TIER_HEADER: &str = "x-amzn-bedrock-service-tier";
 

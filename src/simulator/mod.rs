@@ -41,7 +41,7 @@ pub use self::stats::{SeenRequest, SimStats};
 use self::call::Call;
 use self::faults::{bedrock_error, coral_error};
 use self::stats::Recorder;
-use self::usage::Usage;
+use self::usage::plan;
 use crate::proxy::route::{Operation, Route, route};
 
 /// Larger bodies than any Bedrock operation accepts are refused rather than buffered.
@@ -211,7 +211,7 @@ async fn respond(
 
     let call = Call {
         model: route.model_id.unwrap_or_default(),
-        usage: Usage::plan(&directive, body.len()),
+        usage: plan(&directive, body.len()),
         tier: tier(directive.tier, parts, &body, route.operation),
         directive,
         seq,

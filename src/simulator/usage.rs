@@ -8,31 +8,32 @@ use super::directives::Directive;
 /// Output tokens reported when the directive does not say.
 const DEFAULT_OUTPUT: u64 = 25;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Usage {
-    pub input: u64,
-    pub output: u64,
-    pub cache_read: u64,
-    pub cache_write: u64,
-    /// Of `cache_write`, how many were written with the one-hour TTL.
-    pub cache_write_1h: u64,
+/// The usage a simulated answer reports: the meter's own per-token-type shape.
+pub use crate::pricing::Usage;
+
+/// The directive's numbers, else a rough four-bytes-per-token estimate of the body.
+pub fn plan(d: &Directive, body_len: usize) -> Usage {
+    let estimate = (body_len as u64).div_ceil(4).max(1);
+    Usage {
+        input: d.input.unwrap_or(estimate),
+        output: d.output.unwrap_or(DEFAULT_OUTPUT),
+        cache_read: d.cache_read.unwrap_or(0),
+        cache_write: d.cache_write.unwrap_or(0),
+        cache_write_1h: d.cache_write_1h.unwrap_or(0),
+    }
 }
 
-impl Usage {
-    /// The directive's numbers, else a rough four-bytes-per-token estimate of the body.
-    pub fn plan(d: &Directive, body_len: usize) -> Usage {
-        let estimate = (body_len as u64).div_ceil(4).max(1);
-        Usage {
-            input: d.input.unwrap_or(estimate),
-            output: d.output.unwrap_or(DEFAULT_OUTPUT),
-            cache_read: d.cache_read.unwrap_or(0),
-            cache_write: d.cache_write.unwrap_or(0),
-            cache_write_1h: d.cache_write_1h.unwrap_or(0),
-        }
-    }
+/// A usage written out in Bedrock's shapes.
+pub trait Render {
+    fn total(&self) -> u64;
+    fn converse_json(&self) -> Value;
+    fn anthropic_json(&self, output: u64) -> Value;
+    fn invocation_metrics_json(&self, latency_ms: u64, first_byte_ms: u64) -> Value;
+}
 
+impl Render for Usage {
     /// Bedrock's `totalTokens` counts cache reads and writes as well.
-    pub fn total(&self) -> u64 {
+    fn total(&self) -> u64 {
         self.input
             .saturating_add(self.output)
             .saturating_add(self.cache_read)
@@ -40,7 +41,7 @@ impl Usage {
     }
 
     /// Converse / ConverseStream `usage`: cache fields only when caching happened.
-    pub fn converse_json(&self) -> Value {
+    fn converse_json(&self) -> Value {
         let mut m = Map::new();
         m.insert("inputTokens".into(), self.input.into());
         m.insert("outputTokens".into(), self.output.into());
@@ -62,7 +63,7 @@ impl Usage {
     }
 
     /// Anthropic Messages `usage`, which always carries both cache counters.
-    pub fn anthropic_json(&self, output: u64) -> Value {
+    fn anthropic_json(&self, output: u64) -> Value {
         json!({
             "input_tokens": self.input,
             "cache_creation_input_tokens": self.cache_write,
@@ -72,7 +73,7 @@ impl Usage {
     }
 
     /// What InvokeModelWithResponseStream puts in the decoded JSON of its last chunk.
-    pub fn invocation_metrics_json(&self, latency_ms: u64, first_byte_ms: u64) -> Value {
+    fn invocation_metrics_json(&self, latency_ms: u64, first_byte_ms: u64) -> Value {
         json!({
             "inputTokenCount": self.input,
             "outputTokenCount": self.output,
@@ -92,16 +93,16 @@ mod tests {
     #[test]
     fn defaults_estimate_input_from_body_length() {
         let d = Directive::default();
-        assert_eq!(Usage::plan(&d, 0).input, 1);
-        assert_eq!(Usage::plan(&d, 8).input, 2);
-        assert_eq!(Usage::plan(&d, 9).input, 3);
-        assert_eq!(Usage::plan(&d, 9).output, 25);
-        assert_eq!(Usage::plan(&d, 9).cache_read, 0);
+        assert_eq!(plan(&d, 0).input, 1);
+        assert_eq!(plan(&d, 8).input, 2);
+        assert_eq!(plan(&d, 9).input, 3);
+        assert_eq!(plan(&d, 9).output, 25);
+        assert_eq!(plan(&d, 9).cache_read, 0);
     }
 
     #[test]
     fn converse_usage_without_cache() {
-        let u = Usage::plan(&parse(b"[[sim input=10 output=5]]").unwrap(), 999);
+        let u = plan(&parse(b"[[sim input=10 output=5]]").unwrap(), 999);
         assert_eq!(
             u.converse_json(),
             json!({"inputTokens": 10, "outputTokens": 5, "totalTokens": 15})
@@ -112,7 +113,7 @@ mod tests {
     fn converse_usage_with_cache_details() {
         let d = parse(b"[[sim input=10 output=5 cache_read=100 cache_write=30 cache_write_1h=12]]")
             .unwrap();
-        let u = Usage::plan(&d, 0);
+        let u = plan(&d, 0);
         assert_eq!(
             u.converse_json(),
             json!({
@@ -121,7 +122,7 @@ mod tests {
                 "cacheDetails": [{"ttl": "5m", "inputTokens": 18}, {"ttl": "1h", "inputTokens": 12}],
             })
         );
-        let only_1h = Usage::plan(
+        let only_1h = plan(
             &parse(b"[[sim cache_write=4 cache_write_1h=4]]").unwrap(),
             0,
         );
@@ -134,6 +135,6 @@ mod tests {
     #[test]
     fn totals_saturate() {
         let d = parse(b"[[sim input=18446744073709551615 output=1]]").unwrap();
-        assert_eq!(Usage::plan(&d, 0).total(), u64::MAX);
+        assert_eq!(plan(&d, 0).total(), u64::MAX);
     }
 }
