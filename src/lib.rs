@@ -19,4 +19,5 @@ pub mod pricing;
 pub mod proxy;
 pub mod server;
 pub mod simulator;
+pub mod time;
 pub mod tools;

@@ -6,9 +6,9 @@ use std::io::{self, BufRead};
 
 use serde::Deserialize;
 
-use super::time::Timestamp;
 use super::{GroupBy, Query, ReportError};
 use crate::money::Pico;
+use crate::time::Timestamp;
 
 /// Longest ledger line read; a longer one is skipped as malformed without being held in memory.
 pub const MAX_LINE: usize = 1024 * 1024;

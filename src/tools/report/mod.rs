@@ -27,7 +27,6 @@
 
 mod aggregate;
 mod render;
-mod time;
 
 use std::fmt;
 use std::fs::File;
@@ -38,9 +37,9 @@ use std::str::FromStr;
 use clap::ValueEnum;
 
 pub use crate::money::Pico;
+pub use crate::time::Timestamp;
 pub use aggregate::{CostByType, MAX_LINE, Report, Row, SkippedLine, Tokens, Totals, aggregate};
 pub use render::render;
-pub use time::Timestamp;
 
 /// Options of `bedrock-meter report` (everything but the ledger path). Derives [`clap::Args`],
 /// so it can be flattened into a subcommand.
