@@ -4,9 +4,8 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{self, BufRead};
 
-use serde::Deserialize;
-
 use super::{GroupBy, Query, ReportError};
+use crate::meter::ledger::line::{Line, LineTokens};
 use crate::money::Pico;
 use crate::time::Timestamp;
 
@@ -289,46 +288,6 @@ fn read_line(input: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<Option<b
     }
 }
 
-/// The fields of a ledger line the report uses; others are ignored.
-#[derive(Deserialize)]
-struct Line<'a> {
-    time: &'a str,
-    #[serde(borrow)]
-    app: Cow<'a, str>,
-    #[serde(borrow)]
-    model: Cow<'a, str>,
-    status: u16,
-    tokens: LineTokens,
-    #[serde(default)]
-    cost_usd: Option<&'a str>,
-    #[serde(default, borrow)]
-    cost_usd_by_type: Option<LineCostByType<'a>>,
-    #[serde(default)]
-    cache_savings_usd: Option<&'a str>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct LineTokens {
-    input: u64,
-    output: u64,
-    cache_read: u64,
-    cache_write: u64,
-    cache_write_1h: u64,
-}
-
-#[derive(Deserialize)]
-struct LineCostByType<'a> {
-    #[serde(default)]
-    input: Option<&'a str>,
-    #[serde(default)]
-    output: Option<&'a str>,
-    #[serde(default)]
-    cache_read: Option<&'a str>,
-    #[serde(default)]
-    cache_write: Option<&'a str>,
-}
-
 /// A valid ledger line.
 struct Record<'a> {
     time: Timestamp,
@@ -356,9 +315,9 @@ impl<'a> Record<'a> {
                 None => message,
             }
         })?;
-        let time = Timestamp::parse_rfc3339(line.time)
+        let time = Timestamp::parse_rfc3339(&line.time)
             .ok_or_else(|| format!("invalid time {:?}", line.time))?;
-        let cost = match line.cost_usd {
+        let cost = match line.cost_usd.as_deref() {
             None => None,
             Some(total) => {
                 let by_type = line
@@ -367,12 +326,18 @@ impl<'a> Record<'a> {
                 Some(LineCost {
                     total: money("cost_usd", Some(total))?,
                     by_type: CostByType {
-                        input: money("cost_usd_by_type.input", by_type.input)?,
-                        output: money("cost_usd_by_type.output", by_type.output)?,
-                        cache_read: money("cost_usd_by_type.cache_read", by_type.cache_read)?,
-                        cache_write: money("cost_usd_by_type.cache_write", by_type.cache_write)?,
+                        input: money("cost_usd_by_type.input", by_type.input.as_deref())?,
+                        output: money("cost_usd_by_type.output", by_type.output.as_deref())?,
+                        cache_read: money(
+                            "cost_usd_by_type.cache_read",
+                            by_type.cache_read.as_deref(),
+                        )?,
+                        cache_write: money(
+                            "cost_usd_by_type.cache_write",
+                            by_type.cache_write.as_deref(),
+                        )?,
                     },
-                    savings: money("cache_savings_usd", line.cache_savings_usd)?,
+                    savings: money("cache_savings_usd", line.cache_savings_usd.as_deref())?,
                 })
             }
         };
