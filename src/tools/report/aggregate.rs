@@ -4,7 +4,8 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{self, BufRead};
 
-use super::{GroupBy, Query, ReportError};
+use super::error::ReportError;
+use super::query::{GroupBy, Query};
 use crate::meter::ledger::line::{Line, LineTokens};
 use crate::money::Pico;
 use crate::time::Timestamp;

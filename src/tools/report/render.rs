@@ -4,8 +4,11 @@ use std::io::{self, BufWriter, Write};
 
 use serde::Serialize;
 
-use super::{Format, GroupBy, Report, ReportError, Row, Totals};
+use super::aggregate::{Report, Row, Totals};
+use super::error::ReportError;
+use super::query::{Format, GroupBy};
 use crate::money::{Pico, percent};
+use crate::time::Timestamp;
 
 /// Fraction digits of money in the table (micro-dollars); CSV and JSON are exact.
 const TABLE_DECIMALS: u32 = 6;
@@ -112,7 +115,7 @@ fn table(report: &Report, w: &mut impl Write) -> io::Result<()> {
     }
 
     writeln!(w)?;
-    let bound = |t: Option<super::Timestamp>, open: &str, closed: &str| match t {
+    let bound = |t: Option<Timestamp>, open: &str, closed: &str| match t {
         Some(t) => format!("{t} ({closed})"),
         None => open.to_string(),
     };
