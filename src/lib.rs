@@ -23,4 +23,5 @@ pub mod proxy;
 pub mod server;
 #[cfg(feature = "simulator")]
 pub mod simulator;
+pub mod time;
 pub mod tools;

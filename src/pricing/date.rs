@@ -2,9 +2,13 @@
 //! UTC), or a date-time with or without an offset (no offset = UTC), optionally quoted.
 
 use std::fmt;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use toml::value::{Datetime, Offset};
+
+pub(crate) use crate::time::days_between;
+pub use crate::time::utc_date;
+use crate::time::{days_from_date, system_time};
 
 /// A card date as written, with the instant it denotes.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -44,7 +48,7 @@ impl CardDate {
         let d = dt
             .date
             .ok_or_else(|| format!("{dt} has no date; write e.g. 2026-12-01"))?;
-        let mut secs = days_from_civil(i64::from(d.year), u32::from(d.month), u32::from(d.day))
+        let mut secs = days_from_date(i64::from(d.year), i64::from(d.month), i64::from(d.day))
             .ok_or_else(|| format!("{dt} is not a valid date"))?
             * 86_400;
         if let Some(t) = dt.time {
@@ -55,7 +59,7 @@ impl CardDate {
         if let Some(Offset::Custom { minutes }) = dt.offset {
             secs -= i64::from(minutes) * 60;
         }
-        let at = instant(secs).ok_or_else(|| format!("{dt} is out of range"))?;
+        let at = system_time(secs).ok_or_else(|| format!("{dt} is out of range"))?;
         Ok(CardDate {
             at,
             text: dt.to_string(),
@@ -69,51 +73,10 @@ impl fmt::Display for CardDate {
     }
 }
 
-/// Midnight UTC of a calendar date, or `None` if there is no such date.
-pub fn utc_date(year: i32, month: u32, day: u32) -> Option<SystemTime> {
-    instant(days_from_civil(i64::from(year), month, day)? * 86_400)
-}
-
-/// Whole days from `earlier` to `later` (negative if `later` is before `earlier`).
-pub(crate) fn days_between(earlier: SystemTime, later: SystemTime) -> i64 {
-    let secs = match later.duration_since(earlier) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
-    };
-    secs.div_euclid(86_400)
-}
-
-fn instant(secs_since_epoch: i64) -> Option<SystemTime> {
-    if secs_since_epoch >= 0 {
-        SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs_since_epoch.unsigned_abs()))
-    } else {
-        SystemTime::UNIX_EPOCH.checked_sub(Duration::from_secs(secs_since_epoch.unsigned_abs()))
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
-fn days_from_civil(year: i64, month: u32, day: u32) -> Option<i64> {
-    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
-        return None;
-    }
-    Some(crate::civil::days_from_civil(
-        year,
-        i64::from(month),
-        i64::from(day),
-    ))
-}
-
-fn days_in_month(year: i64, month: u32) -> u32 {
-    match month {
-        2 if crate::civil::is_leap(year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn date(s: &str) -> Result<CardDate, String> {
@@ -153,14 +116,5 @@ mod tests {
         assert!(date("3").is_err());
         assert!(utc_date(2026, 2, 29).is_none());
         assert!(utc_date(2028, 2, 29).is_some());
-    }
-
-    #[test]
-    fn whole_days() {
-        let a = utc_date(2026, 11, 23).unwrap();
-        let b = utc_date(2027, 2, 21).unwrap();
-        assert_eq!(days_between(a, b), 90);
-        assert_eq!(days_between(b, a), -90);
-        assert_eq!(days_between(a, a + Duration::from_secs(86_399)), 0);
     }
 }

@@ -5,6 +5,9 @@
 //! [`render`] writes the result as a table, CSV or JSON; [`run`] does both. See
 //! docs/report.md for the ledger line format and the output columns.
 //!
+//! What is asked ([`ReportArgs`], [`Query`], [`Format`]) and [`ReportError`] live in files of
+//! their own below both the reader and the writers, so no file here imports this one.
+//!
 //! Wiring into the command line:
 //!
 //! ```no_run
@@ -26,195 +29,20 @@
 //! ```
 
 mod aggregate;
+mod error;
+mod query;
 mod render;
-mod time;
 
-use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::Path;
-use std::str::FromStr;
-
-use clap::ValueEnum;
 
 pub use crate::money::Pico;
+pub use crate::time::Timestamp;
 pub use aggregate::{CostByType, MAX_LINE, Report, Row, SkippedLine, Tokens, Totals, aggregate};
+pub use error::ReportError;
+pub use query::{Format, GroupBy, GroupKey, Query, ReportArgs};
 pub use render::render;
-pub use time::Timestamp;
-
-/// Options of `bedrock-meter report` (everything but the ledger path). Derives [`clap::Args`],
-/// so it can be flattened into a subcommand.
-#[derive(clap::Args, Clone, Debug, PartialEq, Eq)]
-pub struct ReportArgs {
-    /// Start of the period, inclusive: an RFC 3339 time (2026-11-23T10:00:00Z) or a date
-    /// (2026-11-23, midnight UTC).
-    #[arg(long, value_name = "TIME")]
-    pub from: Option<String>,
-    /// End of the period, exclusive: an RFC 3339 time or a date (midnight UTC).
-    #[arg(long, value_name = "TIME")]
-    pub to: Option<String>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
-    /// What to group by: app, model, or both (comma-separated).
-    #[arg(
-        long,
-        value_enum,
-        value_delimiter = ',',
-        value_name = "KEYS",
-        default_value = "app,model"
-    )]
-    pub by: Vec<GroupKey>,
-}
-
-impl Default for ReportArgs {
-    fn default() -> Self {
-        ReportArgs {
-            from: None,
-            to: None,
-            format: Format::Table,
-            by: vec![GroupKey::App, GroupKey::Model],
-        }
-    }
-}
-
-impl ReportArgs {
-    /// Checks the period and grouping.
-    pub fn query(&self) -> Result<Query, ReportError> {
-        let bound = |flag: &'static str, value: &Option<String>| {
-            value
-                .as_deref()
-                .map(|s| {
-                    Timestamp::parse_bound(s).ok_or_else(|| ReportError::Time {
-                        flag,
-                        value: s.to_string(),
-                    })
-                })
-                .transpose()
-        };
-        let (from, to) = (bound("--from", &self.from)?, bound("--to", &self.to)?);
-        if let (Some(from), Some(to)) = (from, to)
-            && from >= to
-        {
-            return Err(ReportError::EmptyPeriod { from, to });
-        }
-        Ok(Query {
-            from,
-            to,
-            by: GroupBy::from_keys(&self.by),
-        })
-    }
-}
-
-/// Output format of the report.
-#[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Format {
-    /// Aligned columns for people; money rounded to micro-dollars.
-    #[default]
-    Table,
-    /// Comma-separated values with a header row; money exact.
-    Csv,
-    /// One JSON object; money as exact decimal strings.
-    Json,
-}
-
-/// One key of `--by`.
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GroupKey {
-    App,
-    Model,
-}
-
-macro_rules! value_enum_str {
-    ($t:ty) => {
-        impl FromStr for $t {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                <$t as ValueEnum>::from_str(s, true)
-            }
-        }
-        impl fmt::Display for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                match self.to_possible_value() {
-                    Some(v) => f.write_str(v.get_name()),
-                    None => Ok(()),
-                }
-            }
-        }
-    };
-}
-value_enum_str!(Format);
-value_enum_str!(GroupKey);
-
-/// How requests are grouped into rows.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum GroupBy {
-    #[default]
-    AppModel,
-    App,
-    Model,
-}
-
-impl GroupBy {
-    /// The grouping for a `--by` list; an empty list means app and model.
-    pub fn from_keys(keys: &[GroupKey]) -> GroupBy {
-        match (
-            keys.contains(&GroupKey::App),
-            keys.contains(&GroupKey::Model),
-        ) {
-            (true, false) => GroupBy::App,
-            (false, true) => GroupBy::Model,
-            _ => GroupBy::AppModel,
-        }
-    }
-
-    pub fn has_app(self) -> bool {
-        self != GroupBy::Model
-    }
-
-    pub fn has_model(self) -> bool {
-        self != GroupBy::App
-    }
-}
-
-/// What to sum: the period (`from` inclusive, `to` exclusive; `None` is unbounded) and the
-/// grouping.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Query {
-    pub from: Option<Timestamp>,
-    pub to: Option<Timestamp>,
-    pub by: GroupBy,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ReportError {
-    #[error(
-        "invalid {flag} value {value:?}: expected an RFC 3339 time such as 2026-11-23T10:00:00Z or a date such as 2026-11-23"
-    )]
-    Time { flag: &'static str, value: String },
-    #[error("empty period: --to ({to}) must be later than --from ({from})")]
-    EmptyPeriod { from: Timestamp, to: Timestamp },
-    #[error("cannot read ledger {path}: {source}")]
-    Open {
-        path: String,
-        #[source]
-        source: io::Error,
-    },
-    #[error("reading the ledger: {0}")]
-    Read(#[source] io::Error),
-    #[error("writing the report: {0}")]
-    Write(#[source] io::Error),
-}
-
-impl ReportError {
-    /// True for mistakes in the arguments (bad time, empty period), as opposed to I/O failures.
-    pub fn is_usage(&self) -> bool {
-        matches!(
-            self,
-            ReportError::Time { .. } | ReportError::EmptyPeriod { .. }
-        )
-    }
-}
 
 /// Opens a ledger for [`run`]: a file, or standard input for `-`.
 pub fn open(path: &Path) -> Result<Box<dyn BufRead>, ReportError> {
@@ -264,132 +92,4 @@ pub fn skipped_warning(report: &Report) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::Parser;
-
-    const SAMPLE: &str = include_str!("../../../tests/fixtures/ledger-sample.jsonl");
-
-    #[derive(Parser, Debug)]
-    struct Cli {
-        ledger: std::path::PathBuf,
-        #[command(flatten)]
-        args: ReportArgs,
-    }
-
-    fn parse(argv: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("report").chain(argv.iter().copied()))
-    }
-
-    #[test]
-    fn flags_parse_with_clap() {
-        let cli = parse(&["ledger.jsonl"]).unwrap();
-        assert_eq!(cli.args, ReportArgs::default());
-        let cli = parse(&[
-            "-",
-            "--from",
-            "2026-11-23",
-            "--to=2026-11-24T12:00:00Z",
-            "--format",
-            "csv",
-            "--by",
-            "model",
-        ])
-        .unwrap();
-        assert_eq!(cli.ledger, std::path::Path::new("-"));
-        assert_eq!(cli.args.from.as_deref(), Some("2026-11-23"));
-        assert_eq!(cli.args.format, Format::Csv);
-        assert_eq!(cli.args.by, [GroupKey::Model]);
-        assert_eq!(cli.args.query().unwrap().by, GroupBy::Model);
-        let cli = parse(&["x", "--by", "model,app"]).unwrap();
-        assert_eq!(cli.args.query().unwrap().by, GroupBy::AppModel);
-        assert!(parse(&["x", "--format", "xml"]).is_err());
-        assert!(parse(&["x", "--by", "tier"]).is_err());
-    }
-
-    #[test]
-    fn value_enums_parse_and_display() {
-        assert_eq!("json".parse::<Format>(), Ok(Format::Json));
-        assert_eq!("CSV".parse::<Format>(), Ok(Format::Csv));
-        assert!("yaml".parse::<Format>().is_err());
-        assert_eq!(Format::Table.to_string(), "table");
-        assert_eq!("app".parse::<GroupKey>(), Ok(GroupKey::App));
-        assert_eq!(GroupKey::Model.to_string(), "model");
-    }
-
-    #[test]
-    fn bad_periods_are_usage_errors() {
-        let args = |from: &str, to: &str| ReportArgs {
-            from: Some(from.into()),
-            to: Some(to.into()),
-            ..ReportArgs::default()
-        };
-        let e = args("2026-11-23", "2026-11-23").query().unwrap_err();
-        assert!(e.is_usage());
-        assert_eq!(
-            e.to_string(),
-            "empty period: --to (2026-11-23T00:00:00Z) must be later than --from (2026-11-23T00:00:00Z)"
-        );
-        let e = args("2026-11-24", "2026-11-23").query().unwrap_err();
-        assert!(matches!(e, ReportError::EmptyPeriod { .. }));
-        let e = args("2026-11-23", "tomorrow").query().unwrap_err();
-        assert!(e.is_usage());
-        assert_eq!(
-            e.to_string(),
-            "invalid --to value \"tomorrow\": expected an RFC 3339 time such as 2026-11-23T10:00:00Z or a date such as 2026-11-23"
-        );
-        assert!(
-            args("2026-11-23", "2026-11-23T00:00:00.001Z")
-                .query()
-                .is_ok()
-        );
-    }
-
-    #[test]
-    fn run_warns_about_skipped_lines_on_stderr() {
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let args = ReportArgs {
-            format: Format::Csv,
-            ..ReportArgs::default()
-        };
-        run(SAMPLE.as_bytes(), &args, &mut out, &mut err).unwrap();
-        assert!(String::from_utf8(out).unwrap().starts_with("app,model,"));
-        assert_eq!(
-            String::from_utf8(err).unwrap(),
-            "warning: skipped 1 malformed ledger line (first at line 6: EOF while parsing a string)\n"
-        );
-
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        run(&b""[..], &args, &mut out, &mut err).unwrap();
-        assert!(err.is_empty());
-    }
-
-    #[test]
-    fn run_rejects_bad_arguments_before_reading() {
-        let args = ReportArgs {
-            from: Some("2026-13-01".into()),
-            ..ReportArgs::default()
-        };
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let e = run(SAMPLE.as_bytes(), &args, &mut out, &mut err).unwrap_err();
-        assert!(e.is_usage());
-        assert!(out.is_empty() && err.is_empty());
-    }
-
-    #[test]
-    fn open_reports_missing_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let missing = dir.path().join("missing.jsonl");
-        let e = open(&missing).err().unwrap();
-        assert!(matches!(e, ReportError::Open { .. }));
-        assert!(!e.is_usage());
-        assert!(e.to_string().starts_with("cannot read ledger "));
-        let e = open(dir.path()).err().unwrap();
-        assert!(e.to_string().ends_with(": is a directory"));
-
-        let file = dir.path().join("ledger.jsonl");
-        std::fs::write(&file, SAMPLE).unwrap();
-        let report = aggregate(open(&file).unwrap(), &Query::default()).unwrap();
-        assert_eq!(report.total.requests, 9);
-    }
-}
+mod tests;

@@ -7,21 +7,22 @@
 //! The file is opened for append, flushed whenever the queue runs dry, and reopened on SIGHUP
 //! so logrotate can move it away.
 
+pub mod line;
+
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use prometheus::IntCounter;
-use serde::Serialize;
 
-use crate::civil::civil_from_days;
-use crate::money::usd;
 use crate::pricing::{Cost, Usage};
 use crate::proxy::route::Operation;
+
+pub use line::Line;
 
 /// Records waiting to be written before new ones are dropped.
 pub const DEFAULT_QUEUE: usize = 65_536;
@@ -213,199 +214,5 @@ fn report(result: io::Result<()>) {
     }
 }
 
-/// The JSON line (see docs/report.md for every field).
-#[derive(Serialize)]
-struct Line<'a> {
-    time: String,
-    request_id: Option<&'a str>,
-    app: &'a str,
-    model: &'a str,
-    operation: &'static str,
-    status: u16,
-    tier: Option<&'static str>,
-    tokens: Tokens,
-    cost_usd: Option<String>,
-    cost_usd_by_type: Option<CostByType>,
-    cache_savings_usd: Option<String>,
-    latency_ms: f64,
-    rate_card: &'a str,
-}
-
-#[derive(Serialize)]
-struct Tokens {
-    input: u64,
-    output: u64,
-    cache_read: u64,
-    cache_write: u64,
-    cache_write_1h: u64,
-}
-
-#[derive(Serialize)]
-struct CostByType {
-    input: String,
-    output: String,
-    cache_read: String,
-    cache_write: String,
-}
-
-impl<'a> From<&'a Record> for Line<'a> {
-    fn from(r: &'a Record) -> Self {
-        Line {
-            time: rfc3339_millis(r.time),
-            request_id: r.request_id.as_deref(),
-            app: &r.app,
-            model: &r.model,
-            operation: r.operation.as_str(),
-            status: r.status,
-            tier: r.tier,
-            tokens: Tokens {
-                input: r.usage.input,
-                output: r.usage.output,
-                cache_read: r.usage.cache_read,
-                cache_write: r.usage.cache_write,
-                cache_write_1h: r.usage.cache_write_1h,
-            },
-            cost_usd: r.cost.map(|c| usd(c.total())),
-            cost_usd_by_type: r.cost.map(|c| CostByType {
-                input: usd(c.input),
-                output: usd(c.output),
-                cache_read: usd(c.cache_read),
-                cache_write: usd(c.cache_write),
-            }),
-            cache_savings_usd: r.cache_savings.map(usd),
-            latency_ms: (r.latency.as_secs_f64() * 1e6).round() / 1e3,
-            rate_card: &r.rate_card,
-        }
-    }
-}
-
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-pub fn rfc3339_millis(time: SystemTime) -> String {
-    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = i64::try_from(since.as_secs()).unwrap_or(i64::MAX);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3_600,
-        rem % 3_600 / 60,
-        rem % 60,
-        since.subsec_millis()
-    )
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(app: &str) -> Record {
-        Record {
-            time: UNIX_EPOCH + Duration::from_millis(1_795_428_000_123),
-            request_id: Some("req-1".into()),
-            app: app.into(),
-            model: "amazon.nova-micro-v1:0".into(),
-            operation: Operation::Converse,
-            status: 200,
-            tier: Some("default"),
-            usage: Usage {
-                input: 1000,
-                output: 200,
-                cache_read: 0,
-                cache_write: 0,
-                cache_write_1h: 0,
-            },
-            cost: Some(Cost {
-                input: 35_000_000,
-                output: 28_000_000,
-                cache_read: 0,
-                cache_write: 0,
-            }),
-            cache_savings: Some(0),
-            latency: Duration::from_micros(812_400),
-            rate_card: "2026-11".into(),
-        }
-    }
-
-    #[test]
-    fn line_format() {
-        let r = record("checkout");
-        let v = serde_json::to_value(Line::from(&r)).unwrap();
-        assert_eq!(
-            v,
-            serde_json::json!({
-                "time": "2026-11-23T10:00:00.123Z",
-                "request_id": "req-1",
-                "app": "checkout",
-                "model": "amazon.nova-micro-v1:0",
-                "operation": "Converse",
-                "status": 200,
-                "tier": "default",
-                "tokens": {"input": 1000, "output": 200, "cache_read": 0, "cache_write": 0, "cache_write_1h": 0},
-                "cost_usd": "0.000063000000",
-                "cost_usd_by_type": {"input": "0.000035000000", "output": "0.000028000000", "cache_read": "0.000000000000", "cache_write": "0.000000000000"},
-                "cache_savings_usd": "0.000000000000",
-                "latency_ms": 812.4,
-                "rate_card": "2026-11"
-            })
-        );
-    }
-
-    #[test]
-    fn flush_gives_up_at_its_deadline_when_the_queue_stays_full() {
-        // A writer that never reads: the queue stays full, as it does when `--ledger -` is
-        // piped to a reader that stopped.
-        let dropped = IntCounter::new("d", "d").unwrap();
-        let (ledger, _stalled) = Ledger::channel(1, dropped);
-        ledger.record(record("a"));
-        let (done_tx, done_rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let started = Instant::now();
-            let flushed = ledger.flush(Duration::from_millis(100));
-            let _ = done_tx.send((flushed, started.elapsed()));
-        });
-        let (flushed, took) = done_rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("flush did not return: it waits on a full queue without a deadline");
-        assert!(!flushed);
-        assert!(took >= Duration::from_millis(100), "{took:?}");
-    }
-
-    #[test]
-    fn a_full_queue_drops_and_counts() {
-        let dropped = IntCounter::new("d", "d").unwrap();
-        let (ledger, rx) = Ledger::channel(2, dropped.clone());
-        for _ in 0..5 {
-            ledger.record(record("a"));
-        }
-        assert_eq!(dropped.get(), 3);
-        assert_eq!(rx.try_iter().count(), 2);
-    }
-
-    #[test]
-    fn writes_appends_and_reopens() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ledger.jsonl");
-        std::fs::write(&path, "earlier line\n").unwrap();
-        let dropped = IntCounter::new("d", "d").unwrap();
-        let ledger = Ledger::open(Target::File(path.clone()), 16, dropped).unwrap();
-        ledger.record(record("a"));
-        assert!(ledger.flush(Duration::from_secs(5)));
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.starts_with("earlier line\n{\"time\""), "{text}");
-        assert_eq!(text.lines().count(), 2);
-
-        // logrotate moves the file away; after SIGHUP the ledger writes a new one.
-        let rotated = dir.path().join("ledger.jsonl.1");
-        std::fs::rename(&path, &rotated).unwrap();
-        ledger.reopen();
-        ledger.record(record("b"));
-        assert!(ledger.flush(Duration::from_secs(5)));
-        assert_eq!(
-            std::fs::read_to_string(&rotated).unwrap().lines().count(),
-            2
-        );
-        let fresh = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(fresh.lines().count(), 1);
-        assert!(fresh.contains("\"app\":\"b\""));
-    }
-}
+mod tests;
