@@ -996,7 +996,7 @@ fn today() -> String {
     let days = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs() / 86_400).unwrap_or(0));
-    let (y, m, d) = bedrock_meter::civil::civil_from_days(days);
+    let (y, m, d) = bedrock_meter::time::civil_from_days(days);
     format!("{y:04}-{m:02}-{d:02}")
 }
 

@@ -2,7 +2,8 @@
 //!
 //! The modules in the order a request meets them: [`server`] (listeners, admin endpoints,
 //! reloads) → [`proxy`] (route → identify → guard → forward → tap) → [`meter`] (labels, price,
-//! ledger) with [`pricing`] → [`metrics`]. [`aws`] holds the AWS protocol pieces (SigV4, the error
+//! ledger) with [`pricing`] → [`metrics`]. [`api`] says, per API family, which paths are its own
+//! and where an answer's usage is; [`aws`] holds the AWS protocol pieces (SigV4, the error
 //! shape, credentials). The offline commands live in [`tools`] and the Bedrock simulator in
 //! [`simulator`]; `serve` uses neither. See ARCHITECTURE.md.
 
@@ -10,7 +11,6 @@
 
 pub mod api;
 pub mod aws;
-pub mod civil;
 pub mod cli;
 pub mod config;
 pub mod file_error;

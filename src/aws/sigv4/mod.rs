@@ -16,7 +16,7 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use http::{HeaderMap, HeaderValue, header, request::Parts};
 use subtle::ConstantTimeEq;
 
-use crate::civil::{civil_from_days, days_from_civil};
+use crate::time::{civil_from_days, days_from_civil};
 
 pub const SERVICE: &str = "bedrock";
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
