@@ -7,7 +7,7 @@ use std::time::Duration;
 use http::{Response, StatusCode};
 use http_body_util::BodyExt;
 
-use super::ProxyBody;
+use super::guard::ProxyBody;
 use crate::api::Missing;
 use crate::aws::error::aws_error;
 use crate::meter::Pending;

@@ -16,11 +16,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
 use pin_project_lite::pin_project;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
 
 use crate::server::listener::BoxError;
+
+/// The response body as the client gets it, whatever the proxy wrapped around Bedrock's.
+pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
 
 /// The upstream sent nothing for longer than the idle timeout.
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant, SystemTime};
 use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, Request, Response, StatusCode, header, request::Parts};
-use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -23,6 +22,7 @@ use crate::proxy::budget::{ByteBudget, Held, HeldBody};
 use crate::proxy::errors::ProxyError;
 use crate::proxy::forward::upstream::{Upstream, UpstreamClient};
 use crate::proxy::forward::{strip_hop_by_hop, upstream_request};
+use crate::proxy::guard::ProxyBody;
 use crate::proxy::guard::{Guarded, Idle};
 use crate::proxy::identify::{self, AuthFailure, KeyStore, UNAUTHENTICATED, Verdict};
 use crate::proxy::route::{Operation, route};
@@ -36,8 +36,6 @@ pub const MAX_JSON_COPY: usize = 16 * 1024 * 1024;
 
 pub const COST_HEADER: &str = "x-bedrock-meter-cost-usd";
 const REQUEST_ID: &str = "x-amzn-requestid";
-
-pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
 
 /// Everything a request needs, shared by all of them.
 pub struct State {

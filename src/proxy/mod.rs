@@ -11,4 +11,5 @@ pub mod identify;
 pub mod route;
 pub mod tap;
 
-pub use handler::{COST_HEADER, ProxyBody, State, handle};
+pub use guard::ProxyBody;
+pub use handler::{COST_HEADER, State, handle};

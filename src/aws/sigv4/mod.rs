@@ -149,7 +149,7 @@ pub fn region_of(headers: &HeaderMap) -> Option<&str> {
 /// headers travel unsigned so nothing a hop may rewrite can invalidate the signature.
 ///
 /// Every Bedrock Runtime call has the same simple shape (no query, a path normalisation leaves
-/// alone): [`fast`] signs it with `aws-sigv4`'s key derivation and signature functions, the
+/// alone): the `fast` module signs it with `aws-sigv4`'s key derivation and signature functions, the
 /// derived key cached for the day, and the canonical request streamed into the hash instead of
 /// built from a fresh header map. The result is byte for byte what `aws-sigv4`'s request
 /// signer produces (property-tested against it in `fast_props.rs`); any other shape goes through that

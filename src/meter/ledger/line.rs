@@ -6,12 +6,33 @@
 //! at all, so a line is never malformed because of them.
 
 use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::Record;
+use crate::api::Operation;
 use crate::money::usd;
+use crate::pricing::{Cost, Usage};
 use crate::time::rfc3339_millis;
+
+/// One recorded request, as the meter knows it.
+#[derive(Clone, Debug)]
+pub struct Record {
+    pub time: SystemTime,
+    pub request_id: Option<Box<str>>,
+    pub app: Arc<str>,
+    pub model: Arc<str>,
+    pub operation: Operation,
+    pub status: u16,
+    pub tier: Option<&'static str>,
+    pub usage: Usage,
+    /// None: the model is unpriced (or the request used no per-token pricing).
+    pub cost: Option<Cost>,
+    pub cache_savings: Option<u64>,
+    pub latency: Duration,
+    pub rate_card: Arc<str>,
+}
 
 /// One ledger line. Field order is the order on the line. The three type names show in
 /// `report`'s reasons for skipping a line ("expected struct LineTokens"), so they stay.

@@ -15,14 +15,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use prometheus::IntCounter;
 
-use crate::pricing::{Cost, Usage};
-use crate::proxy::route::Operation;
-
-pub use line::Line;
+pub use line::{Line, Record};
 
 /// Records waiting to be written before new ones are dropped.
 pub const DEFAULT_QUEUE: usize = 65_536;
@@ -46,24 +43,6 @@ impl Target {
             Target::File(PathBuf::from(s))
         }
     }
-}
-
-/// One recorded request, as the meter knows it.
-#[derive(Clone, Debug)]
-pub struct Record {
-    pub time: SystemTime,
-    pub request_id: Option<Box<str>>,
-    pub app: Arc<str>,
-    pub model: Arc<str>,
-    pub operation: Operation,
-    pub status: u16,
-    pub tier: Option<&'static str>,
-    pub usage: Usage,
-    /// None: the model is unpriced (or the request used no per-token pricing).
-    pub cost: Option<Cost>,
-    pub cache_savings: Option<u64>,
-    pub latency: Duration,
-    pub rate_card: Arc<str>,
 }
 
 /// How often a flush retries to queue its request while the queue is full.

@@ -3,6 +3,8 @@
 use std::time::UNIX_EPOCH;
 
 use super::*;
+use crate::api::Operation;
+use crate::pricing::{Cost, Usage};
 
 fn record(app: &str) -> Record {
     Record {

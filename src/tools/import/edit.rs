@@ -3,7 +3,7 @@
 
 use toml_edit::{DocumentMut, InlineTable, Item, Table, TableLike, Value};
 
-use super::target::{Kind, Literal, RateTable};
+use super::literal::{Kind, Literal, RateTable};
 use crate::money::micros_to_usd_string;
 use crate::pricing::date::CardDate;
 use crate::pricing::entry::ModelPrice;

@@ -20,6 +20,7 @@
 mod edit;
 #[cfg(test)]
 mod import_tests;
+mod literal;
 mod new_entry;
 mod source;
 mod target;
@@ -31,9 +32,10 @@ use std::fmt;
 use std::time::SystemTime;
 
 use self::edit::CardDoc;
+use self::literal::{Kind, Literal};
 use self::new_entry::new_entry;
 use self::source::{BASE_REGION, Fact, SourceRates, read_facts};
-use self::target::{Edit, Kind, Literal, Votes, entry_label, long_context_votes, provenance};
+use self::target::{Edit, Votes, entry_label, long_context_votes, provenance};
 use crate::money::micros_to_usd_string;
 use crate::pricing::card::RateCard;
 use crate::pricing::model_id::split_profile;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::target::Kind;
+use super::literal::Kind;
 use crate::names::valid_region;
 use crate::pricing::model_id::split_profile;
 use crate::pricing::units::Scope;
