@@ -5,7 +5,7 @@
 //! ledger) with [`pricing`] → [`metrics`]. [`api`] says, per API family, which paths are its own
 //! and where an answer's usage is; [`aws`] holds the AWS protocol pieces (SigV4, the error
 //! shape, credentials). The offline commands live in [`tools`] and the Bedrock simulator in
-//! [`simulator`]; `serve` uses neither. See ARCHITECTURE.md.
+//! `simulator` (cargo feature `simulator`, on by default); `serve` uses neither. See ARCHITECTURE.md.
 
 #![forbid(unsafe_code)]
 
