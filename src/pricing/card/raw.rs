@@ -63,6 +63,9 @@ pub(super) enum RawAdjust {
     Table(RawRates),
 }
 
+/// The rates of a table as written. Not the per-token-type container (`units::Tokens`): serde
+/// cannot flatten one into a struct that denies unknown fields, and a misspelt rate must stay an
+/// error at its line.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRates {
