@@ -16,4 +16,4 @@ pub use entry::{Adjust, LongContext, ModelPrice, Profiles, RegionPrice, Tiers};
 pub use model_id::split_profile;
 pub use price::price;
 pub use resolve::{Quote, Resolved};
-pub use units::{Call, Cost, Multiplier, Rates, Scope, Tier, TokenType, Usage};
+pub use units::{Call, Cost, Multiplier, PerType, Rates, Scope, Tier, TokenType, Tokens, Usage};

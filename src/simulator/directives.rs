@@ -4,6 +4,7 @@
 //! The directive rides inside the request body (usually a JSON string in the prompt), so it
 //! reaches the simulator unchanged through any proxy and needs no side channel.
 
+use crate::pricing::Tokens;
 use std::fmt;
 use std::time::Duration;
 
@@ -18,11 +19,8 @@ const MAX_CHUNKS: u64 = 100_000;
 /// What a request's directive asked for; `None`/defaults where it said nothing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Directive {
-    pub input: Option<u64>,
-    pub output: Option<u64>,
-    pub cache_read: Option<u64>,
-    pub cache_write: Option<u64>,
-    pub cache_write_1h: Option<u64>,
+    /// The token counts to report, where the directive gives them.
+    pub tokens: Tokens<Option<u64>>,
     pub tier: Option<&'static str>,
     pub fault: Option<Fault>,
     pub exception: Option<&'static str>,
@@ -108,7 +106,7 @@ pub fn parse(body: &[u8]) -> Result<Directive, DirectiveError> {
         };
         apply(&mut d, key, value)?;
     }
-    if let (Some(h1), write) = (d.cache_write_1h, d.cache_write.unwrap_or(0))
+    if let (Some(h1), write) = (d.tokens.cache_write_1h, d.tokens.cache_write.unwrap_or(0))
         && h1 > write
     {
         return Err(err(
@@ -153,11 +151,11 @@ fn apply(d: &mut Directive, key: &str, value: &str) -> Result<(), DirectiveError
         set(slot, n, key)
     };
     match key {
-        "input" => slot_u64(&mut d.input, u64::MAX),
-        "output" => slot_u64(&mut d.output, u64::MAX),
-        "cache_read" => slot_u64(&mut d.cache_read, u64::MAX),
-        "cache_write" => slot_u64(&mut d.cache_write, u64::MAX),
-        "cache_write_1h" => slot_u64(&mut d.cache_write_1h, u64::MAX),
+        "input" => slot_u64(&mut d.tokens.input, u64::MAX),
+        "output" => slot_u64(&mut d.tokens.output, u64::MAX),
+        "cache_read" => slot_u64(&mut d.tokens.cache_read, u64::MAX),
+        "cache_write" => slot_u64(&mut d.tokens.cache_write, u64::MAX),
+        "cache_write_1h" => slot_u64(&mut d.tokens.cache_write_1h, u64::MAX),
         "after" => slot_u64(&mut d.after, MAX_CHUNKS),
         "chunks" => slot_u64(&mut d.chunks, MAX_CHUNKS),
         "delay_ms" => slot_u64(&mut d.delay_ms, MAX_MS),

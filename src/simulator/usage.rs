@@ -14,12 +14,11 @@ pub use crate::pricing::Usage;
 /// The directive's numbers, else a rough four-bytes-per-token estimate of the body.
 pub fn plan(d: &Directive, body_len: usize) -> Usage {
     let estimate = (body_len as u64).div_ceil(4).max(1);
+    let t = d.tokens;
     Usage {
-        input: d.input.unwrap_or(estimate),
-        output: d.output.unwrap_or(DEFAULT_OUTPUT),
-        cache_read: d.cache_read.unwrap_or(0),
-        cache_write: d.cache_write.unwrap_or(0),
-        cache_write_1h: d.cache_write_1h.unwrap_or(0),
+        input: t.input.unwrap_or(estimate),
+        output: t.output.unwrap_or(DEFAULT_OUTPUT),
+        ..t.map(|n| n.unwrap_or(0))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Tests of `directives`.
 
 use super::*;
+use crate::pricing::Tokens;
 
 #[test]
 fn no_directive_is_all_defaults() {
@@ -18,11 +19,13 @@ fn all_keys() {
     assert_eq!(
         d,
         Directive {
-            input: Some(10),
-            output: Some(20),
-            cache_read: Some(3),
-            cache_write: Some(7),
-            cache_write_1h: Some(2),
+            tokens: Tokens {
+                input: Some(10),
+                output: Some(20),
+                cache_read: Some(3),
+                cache_write: Some(7),
+                cache_write_1h: Some(2),
+            },
             tier: Some("priority"),
             fault: Some(Fault::Midstream),
             exception: Some("throttlingException"),
@@ -40,7 +43,7 @@ fn all_keys() {
 fn empty_directive_and_first_wins() {
     assert_eq!(parse(b"[[sim]]").unwrap(), Directive::default());
     let d = parse(b"[[sim output=1]] [[sim output=2]]").unwrap();
-    assert_eq!(d.output, Some(1));
+    assert_eq!(d.tokens.output, Some(1));
 }
 
 #[test]
@@ -102,7 +105,7 @@ fn binary_bodies_are_fine() {
     let mut body = vec![0xff, 0x00, 0xfe];
     body.extend_from_slice(b"[[sim output=3]]");
     body.push(0x80);
-    assert_eq!(parse(&body).unwrap().output, Some(3));
+    assert_eq!(parse(&body).unwrap().tokens.output, Some(3));
     assert_eq!(parse(&[0xff; 10]).unwrap(), Directive::default());
     assert_eq!(parse(b"[[sim input=\xff]]").unwrap_err().key, "sim");
 }
