@@ -13,9 +13,9 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
+use bedrock_meter::api::Operation;
 use bedrock_meter::meter::labels::{INVALID, NO_MODEL, OTHER, UNKNOWN_APP, UNVERIFIED};
 use bedrock_meter::pricing::Usage;
-use bedrock_meter::proxy::route::Operation;
 use bedrock_meter::tools::scrape::{self, Sample};
 use bytes::Bytes;
 use common::{Harness, start_proxy};

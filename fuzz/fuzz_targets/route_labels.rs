@@ -13,7 +13,8 @@ use std::sync::{Mutex, OnceLock};
 use bedrock_meter::proxy::identify::open::{APP_HEADER, app_name};
 use bedrock_meter::meter::labels::{self, LabelGuard};
 use bedrock_meter::metrics::Metrics;
-use bedrock_meter::proxy::route::{MAX_MODEL_ID_LEN, Operation, route};
+use bedrock_meter::api::{MAX_MODEL_ID_LEN, Operation};
+use bedrock_meter::proxy::route::route;
 use http::{HeaderMap, HeaderValue, Method};
 use libfuzzer_sys::fuzz_target;
 

@@ -11,12 +11,12 @@ use bytes::Bytes;
 use http::StatusCode;
 use prometheus::IntGauge;
 
+use crate::api::Operation;
 use crate::api::{Missing, Served};
 use crate::meter::labels::{LabelGuard, UNKNOWN_APP};
 use crate::meter::ledger::{Ledger, Record};
 use crate::metrics::Metrics;
 use crate::pricing::{Call, Cost, RateCard, Resolved, Tier, Usage};
-use crate::proxy::route::Operation;
 use crate::proxy::tap::eventstream::{StreamEnd, StreamTap};
 use crate::proxy::tap::{End, Tap};
 

@@ -20,9 +20,9 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use crate::api::Operation;
 use crate::money::pico_to_usd;
 use crate::pricing::{Cost, Tier, TokenType, Usage};
-use crate::proxy::route::Operation;
 
 const OUTPUT_TOKEN_BUCKETS: [f64; 13] = [
     16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0, 32768.0,

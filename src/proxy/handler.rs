@@ -10,6 +10,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::api::Operation;
 use crate::api::{Answer, BodyReader, Family, Missing};
 use crate::aws::credentials::CredentialCache;
 use crate::aws::error::{aws_error, error_chain};
@@ -25,7 +26,7 @@ use crate::proxy::forward::{strip_hop_by_hop, upstream_request};
 use crate::proxy::guard::ProxyBody;
 use crate::proxy::guard::{Guarded, Idle};
 use crate::proxy::identify::{self, AuthFailure, KeyStore, UNAUTHENTICATED, Verdict};
-use crate::proxy::route::{Operation, route};
+use crate::proxy::route::route;
 use crate::proxy::tap::TapBody;
 use crate::proxy::tap::eventstream::StreamTap;
 use crate::server::listener::BoxError;

@@ -7,8 +7,7 @@
 
 use http::Method;
 
-use crate::api::FAMILIES;
-pub use crate::api::{MAX_MODEL_ID_LEN, Operation, Route};
+use crate::api::{FAMILIES, Route};
 
 /// Classifies a request by method and raw path (query string excluded). `None` means the path
 /// is not a Bedrock Runtime operation and must not be forwarded.
@@ -20,6 +19,7 @@ pub fn route(method: &Method, raw_path: &str) -> Option<Route> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::Operation;
 
     fn post(path: &str) -> Option<Route> {
         route(&Method::POST, path)

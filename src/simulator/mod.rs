@@ -42,7 +42,8 @@ use self::call::Call;
 use self::faults::{bedrock_error, coral_error};
 use self::stats::Recorder;
 use self::usage::plan;
-use crate::proxy::route::{Operation, Route, route};
+use crate::api::{Operation, Route};
+use crate::proxy::route::route;
 
 /// Larger bodies than any Bedrock operation accepts are refused rather than buffered.
 const MAX_BODY: usize = 64 * 1024 * 1024;
