@@ -4,7 +4,7 @@
 
 use http::Method;
 
-use super::{Answer, Family, Operation, Route};
+use super::{Answer, Asked, Family, Operation, Route};
 
 pub struct AsyncInvoke;
 
@@ -21,7 +21,7 @@ impl Family for AsyncInvoke {
         }
     }
 
-    fn answer(&self, _op: Operation) -> Answer {
+    fn answer(&self, _op: Operation, _asked: &Asked) -> Answer {
         Answer::Unmetered
     }
 }

@@ -1,12 +1,13 @@
 //! The Converse family: `Converse` and `ConverseStream` (`POST /model/{modelId}/converse`,
 //! `/converse-stream`). One request and answer shape for every model; the usage is the `usage`
-//! object of the answer's JSON body, or of the stream's `metadata` event.
+//! object of the answer's JSON body, or of the stream's `metadata` event. A call to a prompt
+//! router names the model the router chose in `trace.promptRouter.invokedModelId` there.
 
 use http::Method;
 use serde::Deserialize;
 
 use super::{
-    Answer, Family, Found, Missing, Operation, PerformanceObject, Route, Served, TierObject,
+    Answer, Asked, Family, Found, Missing, Operation, PerformanceObject, Route, Served, TierObject,
     Unreadable, model_path,
 };
 use crate::pricing::Usage;
@@ -31,9 +32,9 @@ impl Family for Converse {
         })
     }
 
-    fn answer(&self, op: Operation) -> Answer {
+    fn answer(&self, op: Operation, _asked: &Asked) -> Answer {
         match op {
-            Operation::Converse => Answer::JsonBody(read_body),
+            Operation::Converse => Answer::JsonBody(read_answer),
             Operation::ConverseStream => Answer::EventStream(read_event),
             _ => Answer::Unmetered,
         }
@@ -46,6 +47,27 @@ struct ConverseBody {
     usage: ConverseUsage,
     service_tier: Option<TierObject>,
     performance_config: Option<PerformanceObject>,
+    trace: Option<Trace>,
+}
+
+/// The part of a Converse `trace` the meter reads: which model a prompt router chose.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Trace {
+    prompt_router: Option<RouterTrace>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RouterTrace {
+    invoked_model_id: Option<String>,
+}
+
+fn invoked(trace: Option<Trace>) -> Option<String> {
+    trace?
+        .prompt_router?
+        .invoked_model_id
+        .filter(|id| !id.is_empty() && id.len() <= super::MAX_MODEL_ID_LEN)
 }
 
 /// The `usage` object shared by Converse and the ConverseStream `metadata` event.
@@ -89,14 +111,24 @@ impl From<ConverseUsage> for Usage {
     }
 }
 
-/// Usage from a Converse response body, and how the call was served.
-pub fn read_body(body: &[u8]) -> Result<(Usage, Served), Missing> {
+/// Usage from a Converse response body, how the call was served, and the model a prompt router
+/// chose.
+pub fn read_answer(body: &[u8]) -> Result<Found, Missing> {
     serde_json::from_slice::<ConverseBody>(body)
         .map(|b| {
             let served = Served::from_json(b.service_tier.as_ref(), b.performance_config.as_ref());
-            (b.usage.into(), served)
+            Found {
+                usage: b.usage.into(),
+                served: Some(served),
+                invoked_model: invoked(b.trace),
+            }
         })
         .map_err(|_| Missing::Unparseable)
+}
+
+/// Usage from a Converse response body, and how the call was served.
+pub fn read_body(body: &[u8]) -> Result<(Usage, Served), Missing> {
+    read_answer(body).map(|f| (f.usage, f.served.unwrap_or_default()))
 }
 
 /// The ConverseStream `metadata` event.
@@ -106,6 +138,7 @@ struct Metadata {
     usage: ConverseUsage,
     service_tier: Option<TierObject>,
     performance_config: Option<PerformanceObject>,
+    trace: Option<Trace>,
 }
 
 /// Usage from a ConverseStream event: only `metadata` carries it, with how the call was served.
@@ -125,6 +158,7 @@ pub fn read_event(
                     m.service_tier.as_ref(),
                     m.performance_config.as_ref(),
                 )),
+                invoked_model: invoked(m.trace),
             })
         })
         .map_err(|_| Unreadable)

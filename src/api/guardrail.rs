@@ -4,7 +4,7 @@
 
 use http::Method;
 
-use super::{Answer, Family, Operation, Route};
+use super::{Answer, Asked, Family, Operation, Route};
 
 pub struct Guardrail;
 
@@ -24,7 +24,7 @@ impl Family for Guardrail {
         }
     }
 
-    fn answer(&self, _op: Operation) -> Answer {
+    fn answer(&self, _op: Operation, _asked: &Asked) -> Answer {
         Answer::Unmetered
     }
 }

@@ -14,7 +14,9 @@ use http::{HeaderMap, Method};
 use memchr::memmem::Finder;
 use serde::Deserialize;
 
-use super::{Answer, Family, Found, Missing, Operation, Route, Served, Unreadable, model_path};
+use super::{
+    Answer, Asked, Family, Found, Missing, Operation, Route, Served, Unreadable, model_path,
+};
 use crate::pricing::Usage;
 
 pub struct Invoke;
@@ -39,7 +41,7 @@ impl Family for Invoke {
         })
     }
 
-    fn answer(&self, op: Operation) -> Answer {
+    fn answer(&self, op: Operation, _asked: &Asked) -> Answer {
         match op {
             Operation::InvokeModel => Answer::Headers(read_headers),
             Operation::InvokeModelWithResponseStream => Answer::EventStream(read_chunk),
@@ -104,10 +106,7 @@ pub fn read_chunk(
         return Ok(None);
     }
     let found = final_chunk(payload, scratch)?;
-    Ok(found.map(|usage| Found {
-        usage,
-        served: None,
-    }))
+    Ok(found.map(Found::usage))
 }
 
 #[derive(Deserialize)]

@@ -1,30 +1,36 @@
 //! API families: what the meter knows about each family of Bedrock Runtime operations.
 //!
-//! A family is one module that says which request paths are its own (and the model id in them),
-//! and how a successful answer carries its token usage: in the response headers, in a JSON body
-//! read whole, or in the events of an event stream — and how to read it there. The request
-//! path ([`crate::proxy`]), the tap and the meter ask the family and know no operation by name,
-//! so adding a family is adding a module here, its operations to [`Operation`] and its line in
-//! [`FAMILIES`], and its units to the rate card.
+//! A family is one module that says which request paths are its own (and the model id in them,
+//! or in the request body), and how a successful answer carries its token usage: in the response
+//! headers, in a JSON body read whole, in the events of an event stream or of a Server-Sent
+//! Events stream — and how to read it there. The request path ([`crate::proxy`]), the taps and
+//! the meter ask the family and know no operation by name, so adding a family is adding a
+//! module here, its operations to [`Operation`] and its line in [`FAMILIES`], and its units to
+//! the rate card.
 
+pub mod anthropic;
 pub mod async_invoke;
 pub mod converse;
 pub mod guardrail;
 pub mod invoke;
+pub mod openai;
 mod served;
 
+use bytes::Bytes;
 use http::{HeaderMap, Method};
 use percent_encoding::percent_decode_str;
 
-use crate::pricing::Usage;
+use crate::pricing::{Tokens, Usage};
 pub use served::{Missing, PerformanceObject, Served, TierObject};
 
 /// Every family, asked in this order which one a request path belongs to.
-pub static FAMILIES: [&dyn Family; 4] = [
+pub static FAMILIES: [&dyn Family; 6] = [
     &converse::Converse,
     &invoke::Invoke,
     &guardrail::Guardrail,
     &async_invoke::AsyncInvoke,
+    &openai::OpenAi,
+    &anthropic::Anthropic,
 ];
 
 /// One family of Bedrock Runtime operations.
@@ -33,8 +39,22 @@ pub trait Family: Sync {
     /// one, still percent-encoded) are this family's.
     fn route(&self, method: &Method, segments: &[&str]) -> Option<Route>;
 
-    /// Where a successful answer to `op` carries its usage.
-    fn answer(&self, op: Operation) -> Answer;
+    /// What the request body says that the meter needs: the model, for families that name it
+    /// there, and whether the client asked for a stream. Only families that need the body read
+    /// it; a body they cannot read is refused with the reason.
+    fn request(&self, _op: Operation, _body: &[u8]) -> Result<Asked, BadBody> {
+        Ok(Asked::default())
+    }
+
+    /// Where a successful answer to `op`, asked as `asked`, carries its usage.
+    fn answer(&self, op: Operation, asked: &Asked) -> Answer;
+
+    /// For an answer whose usage the meter asked for and the client did not
+    /// ([`Asked::strip_usage`]): what to do with one Server-Sent Event's `data` so that the
+    /// client gets what it would have got without the meter.
+    fn strip(&self, _data: &[u8]) -> Strip {
+        Strip::Keep
+    }
 
     /// How Bedrock says it served the call, when its response headers say so (tier, latency).
     fn served(&self, _op: Operation, _headers: &HeaderMap) -> Option<Served> {
@@ -55,20 +75,84 @@ pub enum Answer {
     /// In events of an `application/vnd.amazon.eventstream` body, decoded on the side as the
     /// frames pass.
     EventStream(EventReader),
+    /// In events of a `text/event-stream` (Server-Sent Events) body, read on the side as they
+    /// pass.
+    Sse(SseReader),
 }
 
-/// Reads a whole JSON answer: its usage and how the call was served.
-pub type BodyReader = fn(&[u8]) -> Result<(Usage, Served), Missing>;
+/// Reads a whole JSON answer: its usage, how the call was served, and the model that served it.
+pub type BodyReader = fn(&[u8]) -> Result<Found, Missing>;
+
+/// Reads one Server-Sent Event: its `event:` name (empty when it has none) and its `data:`.
+/// `Ok(None)`: the event carries no usage.
+pub type SseReader = fn(&str, &[u8]) -> Result<Option<SseUsage>, Unreadable>;
+
+/// Token counts an event reports; `None` where it says nothing. Later events' counts replace
+/// earlier ones field by field (Anthropic's stream reports input first, output at the end).
+pub type SseUsage = Tokens<Option<u64>>;
+
+/// Counts `new` reports replace those of `seen`; the others stay.
+pub fn merge(seen: SseUsage, new: SseUsage) -> SseUsage {
+    Tokens {
+        input: new.input.or(seen.input),
+        output: new.output.or(seen.output),
+        cache_read: new.cache_read.or(seen.cache_read),
+        cache_write: new.cache_write.or(seen.cache_write),
+        cache_write_1h: new.cache_write_1h.or(seen.cache_write_1h),
+    }
+}
+
+/// What the meter needs from a request body, for families that read it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Asked {
+    /// The model named in the body, for families not addressed by path.
+    pub model_id: Option<String>,
+    /// The client asked for a streamed answer (`"stream": true`).
+    pub stream: bool,
+    /// The body to forward instead of the client's: the same request, asking Bedrock for the
+    /// usage the client did not ask for.
+    pub rewrite: Option<Bytes>,
+    /// The answer will carry usage the client did not ask for; [`Family::strip`] takes it out.
+    pub strip_usage: bool,
+}
+
+/// A request body a family cannot read: why, for the `ValidationException` the client gets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadBody(pub String);
+
+/// What to do with one Server-Sent Event on its way to a client that did not ask for usage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Strip {
+    /// Pass it as it is.
+    Keep,
+    /// Drop the whole event: it exists only because the meter asked for usage.
+    Drop,
+    /// Remove these bytes of its `data` (a `"usage":null` member the client did not ask for).
+    Cut(std::ops::Range<usize>),
+}
 
 /// Reads one event of a stream: its `:event-type`, its payload, and a scratch buffer to reuse.
 /// `Ok(None)`: this event carries no usage; `Err`: it should have and did not parse.
 pub type EventReader = fn(&str, &[u8], &mut Vec<u8>) -> Result<Option<Found>, Unreadable>;
 
-/// Usage found in an event, with how the call was served when the event says.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Usage found in an answer or an event, with how the call was served and by which model, when
+/// the answer says.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Found {
     pub usage: Usage,
     pub served: Option<Served>,
+    /// The model a prompt router chose (`trace.promptRouter.invokedModelId`).
+    pub invoked_model: Option<String>,
+}
+
+impl Found {
+    pub fn usage(usage: Usage) -> Found {
+        Found {
+            usage,
+            served: None,
+            invoked_model: None,
+        }
+    }
 }
 
 /// An event that should carry usage did not parse.
@@ -84,17 +168,26 @@ pub enum Operation {
     InvokeModelWithResponseStream,
     CountTokens,
     ApplyGuardrail,
+    /// `POST /openai/v1/chat/completions`, streamed or not.
+    ChatCompletions,
+    /// `POST /openai/v1/responses`, streamed or not.
+    Responses,
+    /// `POST /anthropic/v1/messages`, streamed or not.
+    AnthropicMessages,
     Other,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 7] = [
+    pub const ALL: [Operation; 10] = [
         Operation::Converse,
         Operation::ConverseStream,
         Operation::InvokeModel,
         Operation::InvokeModelWithResponseStream,
         Operation::CountTokens,
         Operation::ApplyGuardrail,
+        Operation::ChatCompletions,
+        Operation::Responses,
+        Operation::AnthropicMessages,
         Operation::Other,
     ];
 
@@ -106,11 +199,15 @@ impl Operation {
             Operation::InvokeModelWithResponseStream => "InvokeModelWithResponseStream",
             Operation::CountTokens => "CountTokens",
             Operation::ApplyGuardrail => "ApplyGuardrail",
+            Operation::ChatCompletions => "ChatCompletions",
+            Operation::Responses => "Responses",
+            Operation::AnthropicMessages => "AnthropicMessages",
             Operation::Other => "Other",
         }
     }
 
-    /// Operations whose response is an `application/vnd.amazon.eventstream`.
+    /// Operations whose response is an `application/vnd.amazon.eventstream`. (The families whose
+    /// request body asks for a stream say so in [`Asked::stream`].)
     pub fn is_stream(self) -> bool {
         matches!(
             self,
@@ -128,7 +225,8 @@ impl Operation {
 #[derive(Clone)]
 pub struct Route {
     pub operation: Operation,
-    /// The model id label, percent-decoded; `None` for operations not addressed to a model.
+    /// The model id label, percent-decoded; `None` for operations not addressed to a model by
+    /// path (those that name it in the body say so in [`Asked::model_id`]).
     pub model_id: Option<String>,
     /// The family the operation belongs to.
     pub family: &'static dyn Family,

@@ -194,7 +194,7 @@ async fn exchange(
         pending.set_served(served);
     }
     let answer = if head.status.is_success() {
-        family.answer(op)
+        family.answer(op, &crate::api::Asked::default())
     } else {
         Answer::Unmetered
     };
@@ -205,7 +205,7 @@ async fn exchange(
         }
         Answer::Headers(read) => Source::Known(read(&head.headers)),
         Answer::EventStream(reader) => Source::Stream(Box::new(StreamTap::new(reader))),
-        Answer::Unmetered => Source::None,
+        Answer::Unmetered | Answer::Sse(_) => Source::None,
     };
     if let Source::Known(Ok(usage)) = &source {
         add_cost_header(&state, &pending, usage, &mut head.headers);
@@ -260,9 +260,11 @@ async fn json_whole(
     match read {
         Ok(true) => {
             let bytes = buf.freeze();
-            let outcome = read_usage(&bytes).map(|(u, served)| {
-                pending.set_served(served);
-                u
+            let outcome = read_usage(&bytes).map(|found| {
+                if let Some(served) = found.served {
+                    pending.set_served(served);
+                }
+                found.usage
             });
             if let Ok(usage) = &outcome {
                 add_cost_header(state, &pending, usage, &mut head.headers);

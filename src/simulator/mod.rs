@@ -225,6 +225,9 @@ async fn respond(
         Operation::InvokeModelWithResponseStream => invoke::invoke_stream(&call),
         Operation::CountTokens => Ok(invoke::count_tokens(&call)),
         Operation::ApplyGuardrail => Ok(invoke::apply_guardrail()),
+        Operation::ChatCompletions | Operation::Responses | Operation::AnthropicMessages => {
+            Ok(converse::json_response(&json!({})))
+        }
         Operation::Other => Ok(converse::json_response(&json!({}))),
     };
     answer.unwrap_or_else(|e| {
