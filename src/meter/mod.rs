@@ -16,8 +16,10 @@ use crate::api::{Missing, Served};
 use crate::meter::labels::{LabelGuard, UNKNOWN_APP};
 use crate::meter::ledger::{Ledger, Record};
 use crate::metrics::Metrics;
+use crate::pricing::model_id::Arn;
 use crate::pricing::{Call, Cost, RateCard, Resolved, Tier, Usage};
 use crate::proxy::tap::eventstream::{StreamEnd, StreamTap};
+use crate::proxy::tap::sse::SseTap;
 use crate::proxy::tap::{End, Tap};
 
 pub struct Meter {
@@ -49,6 +51,7 @@ impl Meter {
                 meter: self.clone(),
                 op,
                 model_id: None,
+                router: None,
                 card,
                 known: false,
                 region: None,
@@ -84,6 +87,9 @@ struct Inner {
     app: Arc<str>,
     op: Operation,
     model_id: Option<String>,
+    /// The prompt router called, when the call went through one (`model_id` is then the model
+    /// it chose).
+    router: Option<String>,
     card: Arc<RateCard>,
     /// The card prices this model id (so it may become a label before Bedrock vouches for it).
     known: bool,
@@ -123,6 +129,8 @@ pub enum Source {
     Known(Result<Usage, Missing>),
     /// In the last event of an event stream, decoded on the side frame by frame.
     Stream(Box<StreamTap>),
+    /// In the events of a Server-Sent Events stream, read on the side event by event.
+    Sse(Box<SseTap>),
 }
 
 /// What a stream showed besides its usage.
@@ -156,6 +164,21 @@ impl Pending {
             i.model_id = model_id;
             i.known = i.resolve().is_some();
         }
+    }
+
+    /// The model a prompt router chose for this call, as its answer names it: from here on the
+    /// call is priced and labelled as that model, and the router is kept apart. Ignored unless
+    /// the model called is a prompt router.
+    pub fn set_invoked_model(&mut self, invoked: &str) {
+        let Some(i) = self.inner.as_mut() else {
+            return;
+        };
+        if i.router.is_some() || !i.model_id.as_deref().is_some_and(is_prompt_router) {
+            return;
+        }
+        i.router = i.model_id.take();
+        i.model_id = Some(model_label(invoked).to_owned());
+        i.known = i.resolve().is_some();
     }
 
     /// The Region the request is forwarded to (and priced in).
@@ -228,6 +251,24 @@ impl Pending {
     }
 }
 
+/// Whether a model id is a prompt router's ARN (`…:default-prompt-router/…`,
+/// `…:prompt-router/…`).
+pub fn is_prompt_router(model_id: &str) -> bool {
+    Arn::parse(model_id)
+        .is_some_and(|a| matches!(a.resource_type, "default-prompt-router" | "prompt-router"))
+}
+
+/// The label of a model a router names: a foundation-model or inference-profile ARN is reduced
+/// to its id, the way a client calling it directly would name it; anything else stays whole.
+fn model_label(invoked: &str) -> &str {
+    match Arn::parse(invoked) {
+        Some(a) if matches!(a.resource_type, "foundation-model" | "inference-profile") => {
+            a.resource_id
+        }
+        _ => invoked,
+    }
+}
+
 impl Inner {
     fn resolve(&self) -> Option<Resolved> {
         let model_id = self.model_id.as_deref()?;
@@ -258,6 +299,7 @@ impl Inner {
             app,
             op,
             model_id,
+            router,
             card,
             known,
             served,
@@ -273,6 +315,11 @@ impl Inner {
         let model = meter.labels.model(model_id.as_deref(), vouched, m);
         let latency = start.elapsed();
         let request = m.request(&app, &model, op, status.as_u16(), latency.as_secs_f64());
+        // A router is a model id the client called: bounded by the same guard.
+        let router = router.map(|r| meter.labels.model(Some(&r), true, m));
+        if let Some(router) = &router {
+            m.routed(&app, router, &model);
+        }
         if let Some(seconds) = stream.first_event {
             m.time_to_first_token(&request, &model, op, seconds);
         }
@@ -342,6 +389,7 @@ impl Inner {
                 app,
                 model,
                 operation: op,
+                router,
                 status: status.as_u16(),
                 tier: served.tier.map(Tier::as_str),
                 usage,
@@ -374,6 +422,13 @@ impl Tap for Recorder {
                 }
                 self.pending.add_overhead(began.elapsed());
             }
+            Source::Sse(stream) => {
+                let began = Instant::now();
+                if stream.push(chunk) && self.first_event.is_none() {
+                    self.first_event = Some(self.pending.elapsed());
+                }
+                self.pending.add_overhead(began.elapsed());
+            }
             Source::None | Source::Known(_) => {}
         }
     }
@@ -396,8 +451,12 @@ impl Tap for Recorder {
                 if let Some(served) = stream.served() {
                     pending.set_served(served);
                 }
+                if let Some(invoked) = stream.invoked_model() {
+                    pending.set_invoked_model(invoked);
+                }
                 Some(stream_outcome(stream.outcome(), end, &mut facts))
             }
+            (Source::Sse(stream), end) => Some(stream_outcome(stream.outcome(), end, &mut facts)),
         };
         pending.record_with(status, outcome, facts);
     }

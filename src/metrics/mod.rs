@@ -92,6 +92,7 @@ pub struct Metrics {
     ledger_dropped: IntCounter,
     service_tier: IntCounterVec,
     pricing_anomalies: IntCounterVec,
+    routed: IntCounterVec,
     proxy_throttled: IntCounter,
     buffer_full: IntCounter,
     buffered_bytes: IntGauge,
@@ -185,6 +186,12 @@ impl Metrics {
         for reason in crate::names::AUTH_FAILURE_REASONS {
             auth_failures.with_label_values(&[reason]);
         }
+        let routed = counter(
+            "bedrock_routed_requests_total",
+            "Calls to a prompt router, by the router called and the model it chose (the model \
+             the call is priced and labelled as everywhere else).",
+            &["app", "router", "model"],
+        )?;
         let rate_card_reloads = counter(
             "bedrock_rate_card_reloads_total",
             "Rate card reloads by result; a failed reload keeps the previous card.",
@@ -256,6 +263,7 @@ impl Metrics {
             ledger_dropped,
             service_tier,
             pricing_anomalies,
+            routed,
             proxy_throttled,
             buffer_full,
             buffered_bytes,
@@ -456,6 +464,11 @@ impl Metrics {
     /// The gauge the byte budget keeps current.
     pub fn buffered_bytes(&self) -> IntGauge {
         self.buffered_bytes.clone()
+    }
+
+    /// A call a prompt router sent to `model`.
+    pub fn routed(&self, app: &str, router: &str, model: &str) {
+        self.routed.with_label_values(&[app, router, model]).inc();
     }
 
     pub fn pricing_anomaly(&self, model: &str, reason: &'static str) {

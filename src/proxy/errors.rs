@@ -48,6 +48,9 @@ pub enum ProxyError {
     Timeout(Duration),
     #[error("the upstream Bedrock endpoint broke off its answer: {0}")]
     BrokenBody(String),
+    /// A body a family must read (the model is named in it) and cannot.
+    #[error("{0}")]
+    BadBody(String),
 }
 
 impl ProxyError {
@@ -62,9 +65,10 @@ impl ProxyError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ServiceUnavailableException",
             ),
-            ProxyError::BodyRead(_) | ProxyError::NoRegion | ProxyError::BadRegion(_) => {
-                (StatusCode::BAD_REQUEST, "ValidationException")
-            }
+            ProxyError::BodyRead(_)
+            | ProxyError::NoRegion
+            | ProxyError::BadRegion(_)
+            | ProxyError::BadBody(_) => (StatusCode::BAD_REQUEST, "ValidationException"),
             ProxyError::Signing(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerException")
             }

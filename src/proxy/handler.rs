@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::api::Operation;
-use crate::api::{Answer, BodyReader, Family, Missing};
+use crate::api::{Answer, Asked, BadBody, BodyReader, Family, Missing};
 use crate::aws::credentials::CredentialCache;
 use crate::aws::error::{aws_error, error_chain};
 use crate::aws::sigv4::{self, PayloadHash};
@@ -29,6 +29,7 @@ use crate::proxy::identify::{self, AuthFailure, KeyStore, UNAUTHENTICATED, Verdi
 use crate::proxy::route::route;
 use crate::proxy::tap::TapBody;
 use crate::proxy::tap::eventstream::StreamTap;
+use crate::proxy::tap::sse::{SseStrip, SseTap};
 use crate::server::listener::BoxError;
 
 /// Response header telling a metered non-streaming call's cost (`--cost-header`).
@@ -132,7 +133,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
     };
     let body_started = Instant::now();
     // Hashed once: for the client's signature (keys mode) and for the proxy's own.
-    let payload = PayloadHash::of(&body);
+    let mut payload = PayloadHash::of(&body);
     if let Some(Verdict::Signed { credentials, .. }) = &verdict
         && let Err(failure) =
             identify::verify_payload(&parts, &payload, credentials, SystemTime::now())
@@ -140,6 +141,22 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
         pending.set_app(UNAUTHENTICATED);
         return refuse(&state, failure, pending);
     }
+    // Families that name the model in the body (or ask Bedrock for more than the client did)
+    // read it now; the client's signature above covered the body as the client sent it.
+    let mut asked = match family.request(op, &body) {
+        Ok(asked) => asked,
+        Err(BadBody(reason)) => return ProxyError::BadBody(reason).respond(pending),
+    };
+    if asked.model_id.is_some() {
+        pending.set_model(asked.model_id.take());
+    }
+    let body = match asked.rewrite.take() {
+        Some(rewritten) => {
+            payload = PayloadHash::of(&rewritten);
+            rewritten
+        }
+        None => body,
+    };
     let key_region = match &verdict {
         Some(Verdict::Bearer { region, .. }) => region.as_deref(),
         _ => None,
@@ -154,7 +171,11 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
     // From here on the call is Bedrock's to bill: it runs to completion and is metered even if
     // the client leaves meanwhile, so the exchange is a task of its own rather than part of
     // this future, which hyper drops when the client goes.
-    match tokio::spawn(exchange(state, pending, family, request, held, permit)).await {
+    match tokio::spawn(exchange(
+        state, pending, family, asked, request, held, permit,
+    ))
+    .await
+    {
         Ok(response) => response,
         Err(e) => {
             tracing::warn!("exchange task failed: {e}");
@@ -173,6 +194,7 @@ async fn exchange(
     state: Arc<State>,
     mut pending: Pending,
     family: &'static dyn Family,
+    asked: Asked,
     request: Request<Full<Bytes>>,
     request_held: Held,
     permit: Option<OwnedSemaphorePermit>,
@@ -194,7 +216,7 @@ async fn exchange(
         pending.set_served(served);
     }
     let answer = if head.status.is_success() {
-        family.answer(op, &crate::api::Asked::default())
+        family.answer(op, &asked)
     } else {
         Answer::Unmetered
     };
@@ -205,18 +227,25 @@ async fn exchange(
         }
         Answer::Headers(read) => Source::Known(read(&head.headers)),
         Answer::EventStream(reader) => Source::Stream(Box::new(StreamTap::new(reader))),
-        Answer::Unmetered | Answer::Sse(_) => Source::None,
+        Answer::Sse(reader) => Source::Sse(Box::new(SseTap::new(reader))),
+        Answer::Unmetered => Source::None,
     };
+    // Usage the client did not ask for is taken out again: the body's length changes.
+    let strip = asked.strip_usage && matches!(source, Source::Sse(_));
+    if strip {
+        head.headers.remove(header::CONTENT_LENGTH);
+    }
     if let Source::Known(Ok(usage)) = &source {
         add_cost_header(&state, &pending, usage, &mut head.headers);
     }
     pending.add_overhead(received.elapsed());
     let tap = pending.tap(head.status, source);
-    let body = guard(
-        &state,
-        TapBody::new(Idle::new(body, state.upstream_idle_timeout), tap),
-        permit,
-    );
+    let tapped = TapBody::new(Idle::new(body, state.upstream_idle_timeout), tap);
+    let body = if strip {
+        guard(&state, SseStrip::new(tapped, family), permit)
+    } else {
+        guard(&state, tapped, permit)
+    };
     Response::from_parts(head, body)
 }
 
@@ -263,6 +292,9 @@ async fn json_whole(
             let outcome = read_usage(&bytes).map(|found| {
                 if let Some(served) = found.served {
                     pending.set_served(served);
+                }
+                if let Some(invoked) = &found.invoked_model {
+                    pending.set_invoked_model(invoked);
                 }
                 found.usage
             });

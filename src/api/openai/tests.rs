@@ -208,7 +208,7 @@ fn stream_events() {
             .map(Some)
         ))
     );
-    assert_eq!(read_response_event("", completed).unwrap().is_some(), true);
+    assert!(read_response_event("", completed).unwrap().is_some());
     assert_eq!(
         read_response_event(
             "response.output_text.delta",

@@ -24,6 +24,8 @@ pub struct Record {
     pub app: Arc<str>,
     pub model: Arc<str>,
     pub operation: Operation,
+    /// The prompt router called, when `model` is the model it chose.
+    pub router: Option<Arc<str>>,
     pub status: u16,
     pub tier: Option<&'static str>,
     pub usage: Usage,
@@ -52,6 +54,9 @@ pub struct Line<'a> {
     pub model: Cow<'a, str>,
     #[serde(skip_deserializing)]
     pub operation: &'a str,
+    /// Written only for calls to a prompt router.
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub router: Option<Cow<'a, str>>,
     pub status: u16,
     #[serde(skip_deserializing)]
     pub tier: Option<&'a str>,
@@ -103,6 +108,7 @@ impl<'a> From<&'a Record> for Line<'a> {
             app: Cow::Borrowed(&r.app),
             model: Cow::Borrowed(&r.model),
             operation: r.operation.as_str(),
+            router: r.router.as_deref().map(Cow::Borrowed),
             status: r.status,
             tier: r.tier,
             tokens: LineTokens {

@@ -13,6 +13,7 @@ fn record(app: &str) -> Record {
         app: app.into(),
         model: "amazon.nova-micro-v1:0".into(),
         operation: Operation::Converse,
+        router: None,
         status: 200,
         tier: Some("default"),
         usage: Usage {

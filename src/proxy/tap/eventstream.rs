@@ -54,6 +54,8 @@ pub struct StreamTap {
     usage: Option<Usage>,
     /// What a usage event said about tier and latency (ConverseStream's `metadata`).
     served: Option<Served>,
+    /// The model a prompt router chose, if a usage event named it.
+    invoked_model: Option<String>,
     exception: Option<String>,
     broken: bool,
 }
@@ -68,6 +70,7 @@ impl StreamTap {
             frames: 0,
             usage: None,
             served: None,
+            invoked_model: None,
             exception: None,
             broken: false,
         }
@@ -76,6 +79,11 @@ impl StreamTap {
     /// How the call was served, if the stream said (ConverseStream's `metadata` event).
     pub fn served(&self) -> Option<Served> {
         self.served
+    }
+
+    /// The model a prompt router chose, if the stream said (ConverseStream's `metadata` trace).
+    pub fn invoked_model(&self) -> Option<&str> {
+        self.invoked_model.as_deref()
     }
 
     /// Feed the next chunk of the body. Returns true if this chunk completed at least one frame
@@ -207,6 +215,9 @@ impl StreamTap {
                 self.usage = Some(found.usage);
                 if found.served.is_some() {
                     self.served = found.served;
+                }
+                if found.invoked_model.is_some() {
+                    self.invoked_model = found.invoked_model;
                 }
             }
             Ok(None) => {}

@@ -4,5 +4,6 @@
 
 pub mod body;
 pub mod eventstream;
+pub mod sse;
 
 pub use body::{End, Tap, TapBody};
