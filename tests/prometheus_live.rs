@@ -36,6 +36,9 @@ const NOVA_LITE: &str = "amazon.nova-lite-v1:0";
 const HAIKU_3: &str = "anthropic.claude-3-haiku-20240307-v1:0";
 const US_HAIKU_35: &str = "us.anthropic.claude-3-5-haiku-20241022-v1:0";
 const UNPRICED: &str = "acme.mystery-model-v1:0";
+/// A default prompt router; the simulator routes it to Claude 3.5 Haiku.
+const ROUTER: &str =
+    "arn:aws:bedrock:us-east-1:123456789012:default-prompt-router/anthropic.claude:1";
 
 /// Documented series no dashboard panel shows, with the reason. Each must be documented and
 /// really absent from the dashboard, so the list cannot go stale.
@@ -615,6 +618,7 @@ async fn round(app: &str, client: &Client, n: u32) {
                 &format!("[[sim input=90 output=20{fault}]]"),
             )
             .await;
+            converse(client, ROUTER, "[[sim input=70 output=12]]").await;
         }
         "batch" => {
             converse(client, NOVA_LITE, "[[sim input=2000 output=60]]").await;

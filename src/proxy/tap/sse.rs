@@ -197,16 +197,49 @@ pub fn usage_of(tap: &SseTap) -> Option<Usage> {
     }
 }
 
+/// Takes out of an SSE byte stream the events (or parts of them) the family says the meter
+/// added. Bytes of an incomplete event are held until it completes or the stream ends.
+pub struct Stripper {
+    family: &'static dyn Family,
+    events: Splitter,
+    /// The start of an incomplete event, held back from the client until it completes.
+    held: Bytes,
+}
+
+impl Stripper {
+    pub fn new(family: &'static dyn Family) -> Stripper {
+        Stripper {
+            family,
+            events: Splitter::default(),
+            held: Bytes::new(),
+        }
+    }
+
+    /// The bytes of `chunk` that go on now (the chunk itself when no event in it changed).
+    pub fn push(&mut self, chunk: Bytes) -> Bytes {
+        let held = std::mem::take(&mut self.held);
+        let (sent, rest) = filter(self.family, &mut self.events, held, chunk);
+        self.held = rest;
+        sent
+    }
+
+    /// At the end of the stream: an event the upstream never finished goes on as it came.
+    pub fn finish(&mut self) -> Bytes {
+        self.events = Splitter::default();
+        std::mem::take(&mut self.held)
+    }
+
+    fn holds(&self) -> bool {
+        !self.held.is_empty()
+    }
+}
+
 pin_project! {
-    /// An SSE body with the events the meter added taken out (the family decides which). A
-    /// chunk whose events all stay passes as it is; otherwise the kept bytes are copied.
+    /// An SSE body passed through a [`Stripper`].
     pub struct SseStrip<B> {
         #[pin]
         inner: B,
-        family: &'static dyn Family,
-        events: Splitter,
-        // The start of an incomplete event, held back from the client until it completes.
-        held: Bytes,
+        stripper: Stripper,
     }
 }
 
@@ -214,9 +247,7 @@ impl<B> SseStrip<B> {
     pub fn new(inner: B, family: &'static dyn Family) -> SseStrip<B> {
         SseStrip {
             inner,
-            family,
-            events: Splitter::default(),
-            held: Bytes::new(),
+            stripper: Stripper::new(family),
         }
     }
 }
@@ -301,9 +332,7 @@ where
             let frame = match this.inner.as_mut().poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => frame,
                 Poll::Ready(None) => {
-                    // An event the upstream never finished goes to the client as it came.
-                    let rest = std::mem::take(this.held);
-                    *this.events = Splitter::default();
+                    let rest = this.stripper.finish();
                     if rest.is_empty() {
                         return Poll::Ready(None);
                     }
@@ -315,9 +344,7 @@ where
                 Ok(chunk) => chunk,
                 Err(frame) => return Poll::Ready(Some(Ok(frame))),
             };
-            let held = std::mem::take(this.held);
-            let (sent, rest) = filter(*this.family, this.events, held, chunk);
-            *this.held = rest;
+            let sent = this.stripper.push(chunk);
             if !sent.is_empty() {
                 return Poll::Ready(Some(Ok(Frame::data(sent))));
             }
@@ -325,7 +352,7 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.held.is_empty() && self.inner.is_end_stream()
+        !self.stripper.holds() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {

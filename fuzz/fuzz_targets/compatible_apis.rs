@@ -1,0 +1,89 @@
+//! The OpenAI-compatible and Anthropic Messages families: the request readers (model, stream,
+//! the include_usage splice), the answer readers, and the SSE tap and filter. No panic, and:
+//! - a spliced body is still JSON, asks for usage, and differs from the client's in
+//!   `stream_options` only;
+//! - usage read from a stream, and the bytes the filter lets through, do not depend on where
+//!   the stream was cut into chunks;
+//! - a stream that never mentions `"usage"` passes the filter unchanged.
+//!
+//! Input: a split point (first byte), then the bytes, used both as a request body and as a
+//! stream.
+#![no_main]
+
+use bedrock_meter::api::{Family, Operation, anthropic, openai};
+use bedrock_meter::proxy::tap::sse::{SseTap, Stripper, usage_of};
+use bytes::Bytes;
+use libfuzzer_sys::fuzz_target;
+use serde_json::Value;
+
+fn stripped(data: &[u8], cut: usize) -> Vec<u8> {
+    let mut s = Stripper::new(&openai::OpenAi);
+    let mut out = Vec::new();
+    let (a, b) = data.split_at(cut.min(data.len()));
+    for part in [a, b] {
+        out.extend_from_slice(&s.push(Bytes::copy_from_slice(part)));
+    }
+    out.extend_from_slice(&s.finish());
+    out
+}
+
+fuzz_target!(|input: &[u8]| {
+    let Some((&cut, data)) = input.split_first() else {
+        return;
+    };
+    let cut = usize::from(cut);
+
+    for (family, op) in [
+        (&openai::OpenAi as &dyn Family, Operation::ChatCompletions),
+        (&openai::OpenAi, Operation::Responses),
+        (&anthropic::Anthropic, Operation::AnthropicMessages),
+    ] {
+        let Ok(asked) = family.request(op, data) else {
+            continue;
+        };
+        assert!(asked.model_id.as_deref().is_some_and(|m| !m.is_empty()));
+        if let Some(body) = &asked.rewrite {
+            assert!(asked.stream && asked.strip_usage);
+            let mut sent: Value = serde_json::from_slice(body).expect("a spliced body is JSON");
+            let mut original: Value = serde_json::from_slice(data).expect("the client's was");
+            assert_eq!(sent["stream_options"]["include_usage"], Value::Bool(true));
+            if let (Some(sent), Some(original)) = (sent.as_object_mut(), original.as_object_mut()) {
+                sent.remove("stream_options");
+                original.remove("stream_options");
+            }
+            assert_eq!(sent, original);
+        }
+    }
+
+    // OpenAI's usage has no cache writes; cached tokens are reads taken out of the prompt.
+    for reader in [openai::read_chat as fn(&[u8]) -> _, openai::read_response] {
+        if let Ok(found) = reader(data) {
+            assert_eq!((found.usage.cache_write, found.usage.cache_write_1h), (0, 0));
+        }
+    }
+    let _ = anthropic::read_message(data);
+
+    for read in [
+        openai::read_chat_event as bedrock_meter::api::SseReader,
+        openai::read_response_event,
+        anthropic::read_event,
+    ] {
+        let mut whole = SseTap::new(read);
+        whole.push(data);
+        let mut split = SseTap::new(read);
+        let (a, b) = data.split_at(cut.min(data.len()));
+        split.push(a);
+        split.push(b);
+        assert_eq!(usage_of(&whole), usage_of(&split));
+    }
+
+    let once = stripped(data, data.len());
+    assert_eq!(once, stripped(data, cut));
+    if memchr_usage(data).is_none() {
+        assert_eq!(once, data);
+    }
+});
+
+fn memchr_usage(data: &[u8]) -> Option<usize> {
+    data.windows(7).position(|w| w == b"\"usage\"")
+}
