@@ -44,8 +44,12 @@ fuzz_target!(|input: &[u8]| {
         assert!(asked.model_id.as_deref().is_some_and(|m| !m.is_empty()));
         if let Some(body) = &asked.rewrite {
             assert!(asked.stream && asked.strip_usage);
+            // The meter reads only the members it needs, so a body can pass it with flaws
+            // deeper in (an invalid `\u` escape); the splice must not add any.
+            let Ok(mut original) = serde_json::from_slice::<Value>(data) else {
+                continue;
+            };
             let mut sent: Value = serde_json::from_slice(body).expect("a spliced body is JSON");
-            let mut original: Value = serde_json::from_slice(data).expect("the client's was");
             assert_eq!(sent["stream_options"]["include_usage"], Value::Bool(true));
             if let (Some(sent), Some(original)) = (sent.as_object_mut(), original.as_object_mut()) {
                 sent.remove("stream_options");
