@@ -2,10 +2,15 @@
 //! pacing and injectable faults, chosen per request by a `[[sim ...]]` directive in the body,
 //! and keeps the ground truth (what it reported) for tests to compare the meter against.
 //!
+//! A Converse call to a prompt router ARN (`default-prompt-router/NAME`, `prompt-router/ID`)
+//! names the model the router chose in `trace.promptRouter.invokedModelId`; the usage is
+//! recorded under that model.
+//!
 //! Directive keys: `input output cache_read cache_write cache_write_1h` (usage), `tier`,
 //! `fault=throttle|validation|unknown_model|internal|unavailable|model_error|timeout|malformed|
 //! drop|midstream`, `exception` (the mid-stream exception type), `after` (content frames before
-//! a stream fault), `delay_ms ttft_ms gap_ms chunks` (pacing). See `directives.rs`.
+//! a stream fault), `delay_ms ttft_ms gap_ms chunks` (pacing), `invoked` (the model a prompt
+//! router chooses; ignored for other model ids). See `directives.rs`.
 
 mod auth;
 mod body;
@@ -15,6 +20,7 @@ mod directives;
 mod eventstream;
 mod faults;
 mod invoke;
+mod router;
 mod stats;
 mod usage;
 
@@ -40,6 +46,7 @@ pub use self::stats::{SeenRequest, SimStats};
 
 use self::call::Call;
 use self::faults::{bedrock_error, coral_error};
+use self::router::Routing;
 use self::stats::Recorder;
 use self::usage::plan;
 use crate::api::{Operation, Route};
@@ -203,6 +210,21 @@ async fn respond(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
+    let mut model = route.model_id.unwrap_or_default();
+    let mut invoked_model = None;
+    if matches!(
+        route.operation,
+        Operation::Converse | Operation::ConverseStream
+    ) {
+        match router::resolve(&model, directive.invoked.as_deref()) {
+            Routing::Direct => {}
+            Routing::Routed(id) => {
+                model.clone_from(&id);
+                invoked_model = Some(id);
+            }
+            Routing::Unknown => return faults::unknown_model(),
+        }
+    }
     if let Some(response) = directive
         .fault
         .and_then(|f| faults::before_answer(f, route.operation.is_stream()))
@@ -211,7 +233,8 @@ async fn respond(
     }
 
     let call = Call {
-        model: route.model_id.unwrap_or_default(),
+        model,
+        invoked_model,
         usage: plan(&directive, body.len()),
         tier: tier(directive.tier, parts, &body, route.operation),
         directive,
