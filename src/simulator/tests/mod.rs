@@ -139,4 +139,5 @@ mod auth;
 mod converse;
 mod faults;
 mod invoke;
+mod openai;
 mod sdk;
