@@ -5,7 +5,8 @@
 //! Operations: Converse and ConverseStream, InvokeModel and InvokeModelWithResponseStream,
 //! CountTokens, ApplyGuardrail, and the APIs that name their model in the JSON body: Chat
 //! Completions (`/openai/v1/chat/completions`) and Responses (`/openai/v1/responses`) of the
-//! OpenAI-compatible API, each whole or, with `"stream": true`, as Server-Sent Events (a Chat Completions stream carries its
+//! OpenAI-compatible API, and the Anthropic Messages API (`/anthropic/v1/messages`), each whole
+//! or, with `"stream": true`, as Server-Sent Events (a Chat Completions stream carries its
 //! usage only when `stream_options.include_usage` is `true`). Their answers depend only on the
 //! request: fixed `created`, ids hashed from the conversation. A Converse call to a prompt
 //! router ARN (`default-prompt-router/NAME`, `prompt-router/ID`) names the model the router
@@ -26,6 +27,7 @@ mod eventstream;
 mod faults;
 mod head;
 mod invoke;
+mod messages;
 mod openai;
 mod router;
 mod sse;
@@ -269,7 +271,9 @@ async fn respond(
         Operation::ApplyGuardrail => Ok(invoke::apply_guardrail()),
         Operation::ChatCompletions => openai::chat(&call, stream, &body).map_err(Into::into),
         Operation::Responses => openai::responses(&call, stream, &body).map_err(Into::into),
-        Operation::AnthropicMessages => Ok(converse::json_response(&json!({}))),
+        Operation::AnthropicMessages => {
+            messages::messages(&call, stream, &body).map_err(Into::into)
+        }
         Operation::Other => Ok(converse::json_response(&json!({}))),
     };
     answer.unwrap_or_else(|e| {
@@ -282,8 +286,8 @@ async fn respond(
 }
 
 /// The tier to echo: the directive's, else the one the request asked for (a header, or
-/// `serviceTier.type` in a Converse body, or `service_tier` in a Chat Completions or
-/// Responses body).
+/// `serviceTier.type` in a Converse body, or `service_tier` in a Chat Completions, Responses
+/// or Messages body).
 fn tier(
     directive: Option<&'static str>,
     parts: &Parts,
@@ -306,7 +310,9 @@ fn tier(
     }
     let (field, object) = match operation {
         Operation::Converse | Operation::ConverseStream => ("serviceTier", true),
-        Operation::ChatCompletions | Operation::Responses => ("service_tier", false),
+        Operation::ChatCompletions | Operation::Responses | Operation::AnthropicMessages => {
+            ("service_tier", false)
+        }
         _ => return None,
     };
     // Only parse bodies that can hold the field: benchmarks push large prompts through here.

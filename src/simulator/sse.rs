@@ -1,10 +1,11 @@
-//! Server-Sent Events answers (the streams of Chat Completions and Responses): each event is one piece of an [`eventstream::Script`], so pacing and faults
+//! Server-Sent Events answers (the streams of Chat Completions, Responses and the Anthropic
+//! Messages API): each event is one piece of an [`eventstream::Script`], so pacing and faults
 //! work as they do for event streams.
 //!
 //! Faults after some events: `drop` cuts the connection, `malformed` sends the next event with
 //! its last byte flipped (not valid UTF-8, and never terminated) and ends, and `midstream`
 //! ends the stream with the API's own error event, since SSE has no Bedrock exceptions:
-//! `data: {"error":{...}}` for Chat Completions, `event: error` for Responses.
+//! `data: {"error":{...}}` for Chat Completions, `event: error` for Responses and Anthropic.
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, header};
@@ -25,7 +26,7 @@ pub fn data(json: &str) -> Bytes {
     Bytes::from(format!("data: {json}\n\n"))
 }
 
-/// An event with a name and its `data` (Responses).
+/// An event with a name and its `data` (Responses, Anthropic Messages).
 pub fn event(name: &str, json: &str) -> Bytes {
     Bytes::from(format!("event: {name}\ndata: {json}\n\n"))
 }
@@ -40,6 +41,7 @@ pub fn named<T: Serialize>(name: &str, value: &T) -> Result<Bytes, serde_json::E
 pub enum Dialect {
     ChatCompletions,
     Responses,
+    Anthropic,
 }
 
 /// Starts the producer of `script` and answers with the stream it feeds; the usage is recorded
@@ -100,6 +102,20 @@ struct ResponsesError<'a> {
     param: Option<&'a str>,
 }
 
+#[derive(Serialize)]
+struct AnthropicError<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    error: AnthropicErrorBody<'a>,
+}
+
+#[derive(Serialize)]
+struct AnthropicErrorBody<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    message: &'a str,
+}
+
 /// The event a stream of `dialect` ends with for the Bedrock exception `exception_type`.
 pub fn error_event(dialect: Dialect, exception_type: &str) -> Result<Bytes, serde_json::Error> {
     let message = eventstream::exception_message(exception_type);
@@ -129,6 +145,21 @@ pub fn error_event(dialect: Dialect, exception_type: &str) -> Result<Bytes, serd
                 param: None,
             },
         ),
+        Dialect::Anthropic => {
+            let kind = match exception_type {
+                "throttlingException" => "rate_limit_error",
+                "validationException" => "invalid_request_error",
+                "serviceUnavailableException" => "overloaded_error",
+                _ => "api_error",
+            };
+            named(
+                "error",
+                &AnthropicError {
+                    kind: "error",
+                    error: AnthropicErrorBody { kind, message },
+                },
+            )
+        }
     }
 }
 
@@ -149,6 +180,10 @@ mod tests {
         assert_eq!(
             text(error_event(Dialect::Responses, "modelStreamErrorException").unwrap()),
             "event: error\ndata: {\"type\":\"error\",\"code\":\"modelStreamErrorException\",\"message\":\"The model stream was interrupted by a simulated error.\",\"param\":null}\n\n"
+        );
+        assert_eq!(
+            text(error_event(Dialect::Anthropic, "serviceUnavailableException").unwrap()),
+            "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Bedrock is unable to process your request.\"}}\n\n"
         );
     }
 }

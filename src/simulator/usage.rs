@@ -85,6 +85,40 @@ impl Render for Usage {
     }
 }
 
+/// The Anthropic Messages API's `usage` (the `/anthropic/v1/messages` answers), members in
+/// Anthropic's order: both cache counters always, and the cache writes split by TTL.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct AnthropicUsage {
+    input_tokens: u64,
+    cache_creation_input_tokens: u64,
+    cache_read_input_tokens: u64,
+    output_tokens: u64,
+    cache_creation: CacheCreation,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+struct CacheCreation {
+    ephemeral_5m_input_tokens: u64,
+    ephemeral_1h_input_tokens: u64,
+}
+
+impl AnthropicUsage {
+    /// `u`, reporting `output` output tokens (a stream's `message_start` reports 1).
+    pub fn new(u: &Usage, output: u64) -> AnthropicUsage {
+        let (five_minutes, one_hour) = u.cache_writes_by_ttl();
+        AnthropicUsage {
+            input_tokens: u.input,
+            cache_creation_input_tokens: u.cache_write,
+            cache_read_input_tokens: u.cache_read,
+            output_tokens: output,
+            cache_creation: CacheCreation {
+                ephemeral_5m_input_tokens: five_minutes,
+                ephemeral_1h_input_tokens: one_hour,
+            },
+        }
+    }
+}
+
 /// OpenAI's Chat Completions `usage`: the prompt total counts cached tokens (they are the
 /// cache reads; cache writes count as prompt tokens too).
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -204,6 +238,10 @@ mod tests {
         let d = parse(b"[[sim input=10 output=5 cache_read=100 cache_write=30 cache_write_1h=12]]")
             .unwrap();
         let u = plan(&d, 0);
+        assert_eq!(
+            serde_json::to_string(&AnthropicUsage::new(&u, 1)).unwrap(),
+            r#"{"input_tokens":10,"cache_creation_input_tokens":30,"cache_read_input_tokens":100,"output_tokens":1,"cache_creation":{"ephemeral_5m_input_tokens":18,"ephemeral_1h_input_tokens":12}}"#
+        );
         assert_eq!(
             serde_json::to_string(&ChatUsage::new(&u)).unwrap(),
             r#"{"prompt_tokens":140,"completion_tokens":5,"total_tokens":145,"prompt_tokens_details":{"cached_tokens":100}}"#
