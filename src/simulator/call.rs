@@ -9,8 +9,13 @@ use super::stats::Recorder;
 use super::usage::Usage;
 
 pub struct Call {
-    /// The model id label as decoded; empty for operations not addressed to a model.
+    /// The model id label as decoded (or named in the body, for the operations that name it
+    /// there; or chosen by a prompt router); empty for operations not addressed to a model.
+    /// Usage is recorded under it.
     pub model: String,
+    /// The model a prompt router chose, for the answer's `trace`; `None` when the call was not
+    /// addressed to a router.
+    pub invoked_model: Option<String>,
     pub usage: Usage,
     /// Service tier to echo, from the directive or else from the request.
     pub tier: Option<String>,

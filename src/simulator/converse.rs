@@ -23,29 +23,35 @@ pub fn converse(call: &Call) -> Response<SimBody> {
         "metrics": {"latencyMs": call.latency_ms(0)},
     });
     add_tier(&mut answer, call);
+    add_trace(&mut answer, call);
+    paced_json(call, answer.to_string())
+}
+
+/// A whole JSON answer, and its usage recorded once it has been handed over. Unpaced, it goes
+/// out at once; paced, in `chunks` pieces, `ttft_ms` before the first and `gap_ms` before each
+/// later one, as a slow connection would deliver it.
+pub fn paced_json(call: &Call, text: String) -> Response<SimBody> {
     let pacing = call.pacing();
-    if pacing.ttft.is_zero() && pacing.gap.is_zero() {
+    let body = if pacing.ttft.is_zero() && pacing.gap.is_zero() {
         call.record_usage();
-        return json_response(&answer);
-    }
-    // Paced: the JSON goes out in `chunks` pieces, `ttft_ms` before the first and `gap_ms`
-    // before each later one, as a slow connection would deliver it.
-    let text = answer.to_string();
-    let pieces = usize::try_from(call.directive.chunks())
-        .unwrap_or(usize::MAX)
-        .max(1);
-    let size = text.len().div_ceil(pieces).max(1);
-    let deltas = text
-        .as_bytes()
-        .chunks(size)
-        .map(Bytes::copy_from_slice)
-        .collect();
-    let script = Script {
-        preamble: Vec::new(),
-        deltas,
-        tail: Vec::new(),
+        SimBody::bytes(text)
+    } else {
+        let pieces = usize::try_from(call.directive.chunks())
+            .unwrap_or(usize::MAX)
+            .max(1);
+        let size = text.len().div_ceil(pieces).max(1);
+        let deltas = text
+            .as_bytes()
+            .chunks(size)
+            .map(Bytes::copy_from_slice)
+            .collect();
+        let script = Script {
+            preamble: Vec::new(),
+            deltas,
+            tail: Vec::new(),
+        };
+        eventstream::spawn(script, pacing, None, call.usage_recorder()).0
     };
-    let (body, _) = eventstream::spawn(script, pacing, None, call.usage_recorder());
     let mut response = Response::new(body);
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -62,6 +68,7 @@ pub fn converse_stream(call: &Call) -> Result<Response<SimBody>, EncodeError> {
         "metrics": {"latencyMs": call.latency_ms(frames)},
     });
     add_tier(&mut metadata, call);
+    add_trace(&mut metadata, call);
 
     let mut index = 0;
     let mut next = |event_type: &str, payload: Value| {
@@ -115,6 +122,16 @@ pub fn stream_fault(call: &Call) -> Result<Option<(StreamFault, u64)>, EncodeErr
 fn add_tier(object: &mut Value, call: &Call) {
     if let (Some(tier), Value::Object(map)) = (&call.tier, object) {
         map.insert("serviceTier".into(), json!({"type": tier}));
+    }
+}
+
+/// For a call to a prompt router: which model it chose.
+fn add_trace(object: &mut Value, call: &Call) {
+    if let (Some(id), Value::Object(map)) = (&call.invoked_model, object) {
+        map.insert(
+            "trace".into(),
+            json!({"promptRouter": {"invokedModelId": id}}),
+        );
     }
 }
 

@@ -3,7 +3,15 @@
 //!
 //! The directive rides inside the request body (usually a JSON string in the prompt), so it
 //! reaches the simulator unchanged through any proxy and needs no side channel.
+//!
+//! Keys: `input output cache_read cache_write cache_write_1h` (the usage to report), `tier`
+//! (the service tier to echo), `fault` (see [`Fault`]), `exception` (the type of a `midstream`
+//! exception), `after` (content frames or events before a stream fault), `delay_ms ttft_ms
+//! gap_ms chunks` (pacing, and the number of content parts), and `invoked=MODEL` (the model
+//! id or ARN a prompt router says it chose: non-empty, no whitespace, at most 2048 bytes;
+//! ignored unless the call is addressed to a prompt router).
 
+use crate::api::MAX_MODEL_ID_LEN;
 use crate::pricing::Tokens;
 use std::fmt;
 use std::time::Duration;
@@ -29,6 +37,8 @@ pub struct Directive {
     pub ttft_ms: Option<u64>,
     pub gap_ms: Option<u64>,
     pub chunks: Option<u64>,
+    /// The model a prompt router reports it chose (`trace.promptRouter.invokedModelId`).
+    pub invoked: Option<String>,
 }
 
 /// A fault to inject instead of (or in the middle of) a normal answer.
@@ -168,6 +178,21 @@ fn apply(d: &mut Directive, key: &str, value: &str) -> Result<(), DirectiveError
         "exception" => {
             let exception = one_of(key, value, &EXCEPTIONS)?;
             set(&mut d.exception, exception, key)
+        }
+        "invoked" => {
+            if value.is_empty() {
+                return Err(err(key, "is empty"));
+            }
+            if value.len() > MAX_MODEL_ID_LEN {
+                return Err(err(
+                    key,
+                    &format!("is {} bytes, more than {MAX_MODEL_ID_LEN}", value.len()),
+                ));
+            }
+            if value.chars().any(char::is_whitespace) {
+                return Err(err(key, "contains whitespace"));
+            }
+            set(&mut d.invoked, value.to_owned(), key)
         }
         "fault" => {
             let fault = match value {

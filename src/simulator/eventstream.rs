@@ -46,26 +46,26 @@ pub fn event(event_type: &str, mut payload: Value, index: usize) -> Result<Bytes
     )
 }
 
+/// The message of a mid-stream exception of type `exception_type` (one of the directive's
+/// `exception` values; anything else is an internal error).
+pub fn exception_message(exception_type: &str) -> &'static str {
+    match exception_type {
+        "modelStreamErrorException" => "The model stream was interrupted by a simulated error.",
+        "throttlingException" => THROTTLED,
+        "serviceUnavailableException" => "Bedrock is unable to process your request.",
+        "validationException" => "The simulated stream hit a validation error.",
+        "modelTimeoutException" => "Model has timed out in processing the request.",
+        _ => "The server encountered an internal error while processing the request.",
+    }
+}
+
 /// The exception frame a stream ends with when the model fails mid-answer.
 pub fn exception(exception_type: &str) -> Result<Bytes, EncodeError> {
-    let payload = match exception_type {
-        "modelStreamErrorException" => json!({
-            "message": "The model stream was interrupted by a simulated error.",
-            "originalStatusCode": 500,
-        }),
-        "throttlingException" => json!({ "message": THROTTLED }),
-        "serviceUnavailableException" => {
-            json!({ "message": "Bedrock is unable to process your request." })
-        }
-        "validationException" => {
-            json!({ "message": "The simulated stream hit a validation error." })
-        }
-        "modelTimeoutException" => {
-            json!({ "message": "Model has timed out in processing the request." })
-        }
-        _ => {
-            json!({ "message": "The server encountered an internal error while processing the request." })
-        }
+    let message = exception_message(exception_type);
+    let payload = if exception_type == "modelStreamErrorException" {
+        json!({"message": message, "originalStatusCode": 500})
+    } else {
+        json!({ "message": message })
     };
     encode(
         vec![

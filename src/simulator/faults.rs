@@ -27,6 +27,17 @@ pub fn validation(message: &str) -> Response<SimBody> {
     bedrock_error(StatusCode::BAD_REQUEST, "ValidationException", message)
 }
 
+/// What Bedrock answers for a model id it does not know (or a prompt router it cannot find).
+pub fn unknown_model() -> Response<SimBody> {
+    bedrock_error(
+        StatusCode::BAD_REQUEST,
+        "ValidationException",
+        UNKNOWN_MODEL,
+    )
+}
+
+const UNKNOWN_MODEL: &str = "The provided model identifier is invalid.";
+
 /// The response for a fault that strikes before any answer, or `None` when the fault belongs
 /// to the stream producer (it happens after some frames were sent).
 pub fn before_answer(fault: Fault, stream: bool) -> Option<Response<SimBody>> {
@@ -44,11 +55,7 @@ pub fn before_answer(fault: Fault, stream: bool) -> Option<Response<SimBody>> {
             "ValidationException",
             "Malformed input request, please reformat your input and try again.",
         ),
-        Fault::UnknownModel => (
-            StatusCode::BAD_REQUEST,
-            "ValidationException",
-            "The provided model identifier is invalid.",
-        ),
+        Fault::UnknownModel => return Some(unknown_model()),
         Fault::Internal => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "InternalServerException",

@@ -2,10 +2,21 @@
 //! pacing and injectable faults, chosen per request by a `[[sim ...]]` directive in the body,
 //! and keeps the ground truth (what it reported) for tests to compare the meter against.
 //!
+//! Operations: Converse and ConverseStream, InvokeModel and InvokeModelWithResponseStream,
+//! CountTokens, ApplyGuardrail, and the APIs that name their model in the JSON body: Chat
+//! Completions (`/openai/v1/chat/completions`) and Responses (`/openai/v1/responses`) of the
+//! OpenAI-compatible API, and the Anthropic Messages API (`/anthropic/v1/messages`), each whole
+//! or, with `"stream": true`, as Server-Sent Events (a Chat Completions stream carries its
+//! usage only when `stream_options.include_usage` is `true`). Their answers depend only on the
+//! request: fixed `created`, ids hashed from the conversation. A Converse call to a prompt
+//! router ARN (`default-prompt-router/NAME`, `prompt-router/ID`) names the model the router
+//! chose in `trace.promptRouter.invokedModelId`; the usage is recorded under that model.
+//!
 //! Directive keys: `input output cache_read cache_write cache_write_1h` (usage), `tier`,
 //! `fault=throttle|validation|unknown_model|internal|unavailable|model_error|timeout|malformed|
-//! drop|midstream`, `exception` (the mid-stream exception type), `after` (content frames before
-//! a stream fault), `delay_ms ttft_ms gap_ms chunks` (pacing). See `directives.rs`.
+//! drop|midstream`, `exception` (the mid-stream exception type), `after` (content frames or
+//! events before a stream fault), `delay_ms ttft_ms gap_ms chunks` (pacing), `invoked` (the
+//! model a prompt router chooses; ignored for other model ids). See `directives.rs`.
 
 mod auth;
 mod body;
@@ -14,7 +25,12 @@ mod converse;
 mod directives;
 mod eventstream;
 mod faults;
+mod head;
 mod invoke;
+mod messages;
+mod openai;
+mod router;
+mod sse;
 mod stats;
 mod usage;
 
@@ -40,10 +56,12 @@ pub use self::stats::{SeenRequest, SimStats};
 
 use self::call::Call;
 use self::faults::{bedrock_error, coral_error};
+use self::router::Routing;
 use self::stats::Recorder;
 use self::usage::plan;
-use crate::api::{Operation, Route};
+use crate::api::{Asked, BadBody, Operation, Route};
 use crate::proxy::route::route;
+use crate::server::listener::BoxError;
 
 /// Larger bodies than any Bedrock operation accepts are refused rather than buffered.
 const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -199,34 +217,62 @@ async fn respond(
         Ok(d) => d,
         Err(e) => return faults::validation(&e.to_string()),
     };
+    let operation = route.operation;
+    let asked = match operation {
+        Operation::ChatCompletions | Operation::Responses | Operation::AnthropicMessages => {
+            match route.family.request(operation, &body) {
+                Ok(asked) => asked,
+                Err(BadBody(reason)) => return faults::validation(&reason),
+            }
+        }
+        _ => Asked::default(),
+    };
     let delay = directive.delay();
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
+    let mut model = asked.model_id.or(route.model_id).unwrap_or_default();
+    let mut invoked_model = None;
+    if matches!(operation, Operation::Converse | Operation::ConverseStream) {
+        match router::resolve(&model, directive.invoked.as_deref()) {
+            Routing::Direct => {}
+            Routing::Routed(id) => {
+                model.clone_from(&id);
+                invoked_model = Some(id);
+            }
+            Routing::Unknown => return faults::unknown_model(),
+        }
+    }
+    let stream = operation.is_stream() || asked.stream;
     if let Some(response) = directive
         .fault
-        .and_then(|f| faults::before_answer(f, route.operation.is_stream()))
+        .and_then(|f| faults::before_answer(f, stream))
     {
         return response;
     }
 
     let call = Call {
-        model: route.model_id.unwrap_or_default(),
+        model,
+        invoked_model,
         usage: plan(&directive, body.len()),
-        tier: tier(directive.tier, parts, &body, route.operation),
+        tier: tier(directive.tier, parts, &body, operation),
         directive,
         seq,
         recorder: shared.recorder.clone(),
     };
-    let answer = match route.operation {
+    let answer: Result<Response<SimBody>, BoxError> = match operation {
         Operation::Converse => Ok(converse::converse(&call)),
-        Operation::ConverseStream => converse::converse_stream(&call),
+        Operation::ConverseStream => converse::converse_stream(&call).map_err(Into::into),
         Operation::InvokeModel => Ok(invoke::invoke(&call)),
-        Operation::InvokeModelWithResponseStream => invoke::invoke_stream(&call),
+        Operation::InvokeModelWithResponseStream => {
+            invoke::invoke_stream(&call).map_err(Into::into)
+        }
         Operation::CountTokens => Ok(invoke::count_tokens(&call)),
         Operation::ApplyGuardrail => Ok(invoke::apply_guardrail()),
-        Operation::ChatCompletions | Operation::Responses | Operation::AnthropicMessages => {
-            Ok(converse::json_response(&json!({})))
+        Operation::ChatCompletions => openai::chat(&call, stream, &body).map_err(Into::into),
+        Operation::Responses => openai::responses(&call, stream, &body).map_err(Into::into),
+        Operation::AnthropicMessages => {
+            messages::messages(&call, stream, &body).map_err(Into::into)
         }
         Operation::Other => Ok(converse::json_response(&json!({}))),
     };
@@ -234,13 +280,14 @@ async fn respond(
         bedrock_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "InternalServerException",
-            &format!("The simulator could not encode its event stream: {e}"),
+            &format!("The simulator could not encode its answer: {e}"),
         )
     })
 }
 
-/// The tier to echo: the directive's, else the one the request asked for (a header for
-/// InvokeModel, `serviceTier.type` in the body for Converse).
+/// The tier to echo: the directive's, else the one the request asked for (a header, or
+/// `serviceTier.type` in a Converse body, or `service_tier` in a Chat Completions, Responses
+/// or Messages body).
 fn tier(
     directive: Option<&'static str>,
     parts: &Parts,
@@ -261,13 +308,24 @@ fn tier(
     {
         return Some(t.to_owned());
     }
-    let converse = matches!(operation, Operation::Converse | Operation::ConverseStream);
+    let (field, object) = match operation {
+        Operation::Converse | Operation::ConverseStream => ("serviceTier", true),
+        Operation::ChatCompletions | Operation::Responses | Operation::AnthropicMessages => {
+            ("service_tier", false)
+        }
+        _ => return None,
+    };
     // Only parse bodies that can hold the field: benchmarks push large prompts through here.
-    if !converse || !body.windows(11).any(|w| w == b"serviceTier") {
+    if !body.windows(field.len()).any(|w| w == field.as_bytes()) {
         return None;
     }
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let t = value.get("serviceTier")?.get("type")?.as_str()?;
+    let value = value.get(field)?;
+    let t = if object {
+        value.get("type")?.as_str()?
+    } else {
+        value.as_str()?
+    };
     plausible(t).then(|| t.to_owned())
 }
 

@@ -1,6 +1,7 @@
 //! The token usage a simulated answer reports, rendered in each of the shapes Bedrock uses
-//! (Converse `usage`, Anthropic `usage`, `amazon-bedrock-invocationMetrics`).
+//! (Converse `usage`, Anthropic `usage`, `amazon-bedrock-invocationMetrics`, OpenAI's).
 
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::directives::Directive;
@@ -84,6 +85,101 @@ impl Render for Usage {
     }
 }
 
+/// The Anthropic Messages API's `usage` (the `/anthropic/v1/messages` answers), members in
+/// Anthropic's order: both cache counters always, and the cache writes split by TTL.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct AnthropicUsage {
+    input_tokens: u64,
+    cache_creation_input_tokens: u64,
+    cache_read_input_tokens: u64,
+    output_tokens: u64,
+    cache_creation: CacheCreation,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+struct CacheCreation {
+    ephemeral_5m_input_tokens: u64,
+    ephemeral_1h_input_tokens: u64,
+}
+
+impl AnthropicUsage {
+    /// `u`, reporting `output` output tokens (a stream's `message_start` reports 1).
+    pub fn new(u: &Usage, output: u64) -> AnthropicUsage {
+        let (five_minutes, one_hour) = u.cache_writes_by_ttl();
+        AnthropicUsage {
+            input_tokens: u.input,
+            cache_creation_input_tokens: u.cache_write,
+            cache_read_input_tokens: u.cache_read,
+            output_tokens: output,
+            cache_creation: CacheCreation {
+                ephemeral_5m_input_tokens: five_minutes,
+                ephemeral_1h_input_tokens: one_hour,
+            },
+        }
+    }
+}
+
+/// OpenAI's Chat Completions `usage`: the prompt total counts cached tokens (they are the
+/// cache reads; cache writes count as prompt tokens too).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct ChatUsage {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+    prompt_tokens_details: CachedTokens,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+struct CachedTokens {
+    cached_tokens: u64,
+}
+
+impl ChatUsage {
+    pub fn new(u: &Usage) -> ChatUsage {
+        let prompt = u.prompt_total();
+        ChatUsage {
+            prompt_tokens: prompt,
+            completion_tokens: u.output,
+            total_tokens: prompt.saturating_add(u.output),
+            prompt_tokens_details: CachedTokens {
+                cached_tokens: u.cache_read,
+            },
+        }
+    }
+}
+
+/// OpenAI's Responses `usage`, counted as [`ChatUsage`] is.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct ResponseUsage {
+    input_tokens: u64,
+    input_tokens_details: CachedTokens,
+    output_tokens: u64,
+    output_tokens_details: ReasoningTokens,
+    total_tokens: u64,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+struct ReasoningTokens {
+    reasoning_tokens: u64,
+}
+
+impl ResponseUsage {
+    pub fn new(u: &Usage) -> ResponseUsage {
+        let prompt = u.prompt_total();
+        ResponseUsage {
+            input_tokens: prompt,
+            input_tokens_details: CachedTokens {
+                cached_tokens: u.cache_read,
+            },
+            output_tokens: u.output,
+            output_tokens_details: ReasoningTokens {
+                reasoning_tokens: 0,
+            },
+            total_tokens: prompt.saturating_add(u.output),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,5 +231,24 @@ mod tests {
     fn totals_saturate() {
         let d = parse(b"[[sim input=18446744073709551615 output=1]]").unwrap();
         assert_eq!(plan(&d, 0).total(), u64::MAX);
+    }
+
+    #[test]
+    fn json_api_usages_in_order() {
+        let d = parse(b"[[sim input=10 output=5 cache_read=100 cache_write=30 cache_write_1h=12]]")
+            .unwrap();
+        let u = plan(&d, 0);
+        assert_eq!(
+            serde_json::to_string(&AnthropicUsage::new(&u, 1)).unwrap(),
+            r#"{"input_tokens":10,"cache_creation_input_tokens":30,"cache_read_input_tokens":100,"output_tokens":1,"cache_creation":{"ephemeral_5m_input_tokens":18,"ephemeral_1h_input_tokens":12}}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&ChatUsage::new(&u)).unwrap(),
+            r#"{"prompt_tokens":140,"completion_tokens":5,"total_tokens":145,"prompt_tokens_details":{"cached_tokens":100}}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&ResponseUsage::new(&u)).unwrap(),
+            r#"{"input_tokens":140,"input_tokens_details":{"cached_tokens":100},"output_tokens":5,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":145}"#
+        );
     }
 }

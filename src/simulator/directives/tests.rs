@@ -14,7 +14,7 @@ fn no_directive_is_all_defaults() {
 
 #[test]
 fn all_keys() {
-    let body = br#"{"text":"x [[sim input=10 output=20 cache_read=3 cache_write=7 cache_write_1h=2 tier=priority fault=midstream exception=throttlingException after=2 delay_ms=5 ttft_ms=6 gap_ms=7 chunks=9]] y"}"#;
+    let body = br#"{"text":"x [[sim input=10 output=20 cache_read=3 cache_write=7 cache_write_1h=2 tier=priority fault=midstream exception=throttlingException after=2 delay_ms=5 ttft_ms=6 gap_ms=7 chunks=9 invoked=arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.amazon.nova-lite-v1:0]] y"}"#;
     let d = parse(body).unwrap();
     assert_eq!(
         d,
@@ -34,6 +34,10 @@ fn all_keys() {
             ttft_ms: Some(6),
             gap_ms: Some(7),
             chunks: Some(9),
+            invoked: Some(
+                "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.amazon.nova-lite-v1:0"
+                    .to_owned()
+            ),
         }
     );
     assert_eq!(d.gap(), Duration::from_millis(7));
@@ -73,7 +77,7 @@ fn every_fault_name() {
 
 #[test]
 fn errors_name_the_key() {
-    let cases: [(&[u8], &str); 10] = [
+    let cases: [(&[u8], &str); 13] = [
         (b"[[sim input=abc]]", "input"),
         (b"[[sim output=-1]]", "output"),
         (b"[[sim bogus=1]]", "bogus"),
@@ -84,6 +88,9 @@ fn errors_name_the_key() {
         (b"[[sim input=1 input=2]]", "input"),
         (b"[[sim input=1", "sim"),
         (b"[[sim cache_write=1 cache_write_1h=2]]", "cache_write_1h"),
+        (b"[[sim invoked=]]", "invoked"),
+        (b"[[sim invoked=a invoked=b]]", "invoked"),
+        ("[[sim invoked=a\u{a0}b]]".as_bytes(), "invoked"),
     ];
     for (body, key) in cases {
         let e = parse(body).unwrap_err();
@@ -97,6 +104,16 @@ fn errors_name_the_key() {
     assert_eq!(
         parse(b"[[sim delay_ms=86400001]]").unwrap_err().key,
         "delay_ms"
+    );
+    let longest = format!("[[sim invoked={}]]", "m".repeat(2048));
+    assert_eq!(
+        parse(longest.as_bytes()).unwrap().invoked.unwrap().len(),
+        2048
+    );
+    let too_long = format!("[[sim invoked={}]]", "m".repeat(2049));
+    assert_eq!(
+        parse(too_long.as_bytes()).unwrap_err().to_string(),
+        "invalid simulator directive key `invoked`: is 2049 bytes, more than 2048"
     );
 }
 

@@ -127,3 +127,87 @@ async fn converse_stream_frames_and_pacing() {
         2
     );
 }
+
+const ROUTER: &str =
+    "arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Adefault-prompt-router%2Fanthropic.claude%3A1";
+const HAIKU_PROFILE: &str = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-5-haiku-20241022-v1:0";
+
+#[tokio::test]
+async fn prompt_router_trace_and_ground_truth() {
+    let sim = sim().await;
+    let body = prompt("[[sim input=10 output=5]]");
+    let (status, _, v) = post_json(&sim, &format!("/model/{ROUTER}/converse"), &body).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        v["trace"],
+        json!({"promptRouter": {"invokedModelId": HAIKU_PROFILE}})
+    );
+    assert_eq!(sim.stats().token_count(HAIKU_PROFILE, "input"), 10);
+
+    // The directive chooses; the usage goes to its choice.
+    let body = prompt("[[sim input=3 output=1 invoked=anthropic.claude-3-5-sonnet-20240620-v1:0]]");
+    let (_, _, v) = post_json(&sim, &format!("/model/{ROUTER}/converse"), &body).await;
+    assert_eq!(
+        v["trace"]["promptRouter"]["invokedModelId"],
+        "anthropic.claude-3-5-sonnet-20240620-v1:0"
+    );
+    let stats = sim.stats();
+    assert_eq!(
+        stats.token_count("anthropic.claude-3-5-sonnet-20240620-v1:0", "input"),
+        3
+    );
+    assert!(
+        !stats
+            .tokens
+            .keys()
+            .any(|(m, _)| m.contains("prompt-router"))
+    );
+
+    // A stream names it in the metadata event.
+    let custom = "arn%3Aaws%3Abedrock%3Aeu-west-1%3A000000000001%3Aprompt-router%2Fr1";
+    let body = prompt("[[sim input=4 output=2]]");
+    let r = send(&sim, &format!("/model/{custom}/converse-stream"), &body).await;
+    let f = read_frames(r, Instant::now()).await;
+    let metadata = payload(f.messages.last().unwrap());
+    let nova = "arn:aws:bedrock:eu-west-1:000000000001:inference-profile/us.amazon.nova-lite-v1:0";
+    assert_eq!(
+        metadata["trace"],
+        json!({"promptRouter": {"invokedModelId": nova}})
+    );
+    assert_eq!(sim.stats().token_count(nova, "output"), 2);
+
+    // `invoked=` means nothing to a model that is not a router.
+    let body = prompt("[[sim input=2 invoked=other]]");
+    let (_, _, v) = post_json(&sim, &format!("/model/{NOVA}/converse"), &body).await;
+    assert_eq!(v.get("trace"), None);
+    assert_eq!(
+        sim.stats().token_count("amazon.nova-micro-v1:0", "input"),
+        2
+    );
+    assert_eq!(sim.stats().token_count("other", "input"), 0);
+}
+
+#[tokio::test]
+async fn unknown_prompt_routers() {
+    let sim = sim().await;
+    let unnamed = "arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Adefault-prompt-router%2F";
+    for (model, body) in [
+        (unnamed, prompt("hi")),
+        (ROUTER, prompt("[[sim fault=unknown_model]]")),
+    ] {
+        for action in ["converse", "converse-stream"] {
+            let (status, headers, v) =
+                post_json(&sim, &format!("/model/{model}/{action}"), &body).await;
+            assert_eq!(status, 400, "{model} {action}");
+            assert_eq!(
+                header(&headers, "x-amzn-errortype"),
+                format!("ValidationException:{BEDROCK_NS}")
+            );
+            assert_eq!(
+                v,
+                json!({"message": "The provided model identifier is invalid."})
+            );
+        }
+    }
+    assert!(sim.stats().tokens.is_empty());
+}

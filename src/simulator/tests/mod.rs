@@ -139,4 +139,6 @@ mod auth;
 mod converse;
 mod faults;
 mod invoke;
+mod messages;
+mod openai;
 mod sdk;
