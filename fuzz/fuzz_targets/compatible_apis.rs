@@ -38,7 +38,7 @@ fuzz_target!(|input: &[u8]| {
         (&openai::OpenAi, Operation::Responses),
         (&anthropic::Anthropic, Operation::AnthropicMessages),
     ] {
-        let Ok(asked) = family.request(op, data) else {
+        let Ok(asked) = family.request(op, None, data) else {
             continue;
         };
         assert!(asked.model_id.as_deref().is_some_and(|m| !m.is_empty()));

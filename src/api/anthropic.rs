@@ -32,7 +32,12 @@ impl Family for Anthropic {
         }
     }
 
-    fn request(&self, _op: Operation, body: &[u8]) -> Result<Asked, BadBody> {
+    fn request(
+        &self,
+        _op: Operation,
+        _model_id: Option<&str>,
+        body: &[u8],
+    ) -> Result<Asked, BadBody> {
         let head: Head<'_> = serde_json::from_slice(body)
             .map_err(|e| BadBody(format!("The request body is not a valid request: {e}")))?;
         Ok(Asked {
@@ -40,6 +45,7 @@ impl Family for Anthropic {
             stream: head.stream.unwrap_or(false),
             rewrite: None,
             strip_usage: false,
+            ..Asked::default()
         })
     }
 
@@ -112,6 +118,7 @@ pub fn read_message(body: &[u8]) -> Result<Found, Missing> {
             latency_optimized: false,
         }),
         invoked_model: None,
+        units: Default::default(),
     })
 }
 
@@ -210,6 +217,7 @@ mod tests {
         let asked = Anthropic
             .request(
                 Operation::AnthropicMessages,
+                None,
                 br#"{"model":"global.anthropic.claude-sonnet-4-5-20250929-v1:0","stream":true,"max_tokens":10,"messages":[]}"#,
             )
             .unwrap();
@@ -220,12 +228,12 @@ mod tests {
         assert!(asked.stream && asked.rewrite.is_none());
         assert!(
             Anthropic
-                .request(Operation::AnthropicMessages, br#"{"max_tokens":10}"#)
+                .request(Operation::AnthropicMessages, None, br#"{"max_tokens":10}"#)
                 .is_err()
         );
         assert!(
             Anthropic
-                .request(Operation::AnthropicMessages, b"not json")
+                .request(Operation::AnthropicMessages, None, b"not json")
                 .is_err()
         );
     }

@@ -121,6 +121,7 @@ pub fn read_answer(body: &[u8]) -> Result<Found, Missing> {
                 usage: b.usage.into(),
                 served: Some(served),
                 invoked_model: invoked(b.trace),
+                units: Default::default(),
             }
         })
         .map_err(|_| Missing::Unparseable)
@@ -159,6 +160,7 @@ pub fn read_event(
                     m.performance_config.as_ref(),
                 )),
                 invoked_model: invoked(m.trace),
+                units: Default::default(),
             })
         })
         .map_err(|_| Unreadable)

@@ -20,6 +20,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method};
 use percent_encoding::percent_decode_str;
 
+use crate::pricing::billing_units::Units;
 use crate::pricing::{Tokens, Usage};
 pub use served::{Missing, PerformanceObject, Served, TierObject};
 
@@ -42,7 +43,12 @@ pub trait Family: Sync {
     /// What the request body says that the meter needs: the model, for families that name it
     /// there, and whether the client asked for a stream. Only families that need the body read
     /// it; a body they cannot read is refused with the reason.
-    fn request(&self, _op: Operation, _body: &[u8]) -> Result<Asked, BadBody> {
+    fn request(
+        &self,
+        _op: Operation,
+        _model_id: Option<&str>,
+        _body: &[u8],
+    ) -> Result<Asked, BadBody> {
         Ok(Asked::default())
     }
 
@@ -67,6 +73,9 @@ pub trait Family: Sync {
 pub enum Answer {
     /// No token usage: the operation is not billed per token (or not billed).
     Unmetered,
+    /// Nothing to read: a successful answer means Bedrock accepted the request, which is billed
+    /// in the units the request asked for ([`Asked::units`]: seconds of video, search units).
+    Accepted,
     /// In the response headers; the body passes untouched.
     Headers(fn(&HeaderMap) -> Result<Usage, Missing>),
     /// In a JSON body, which arrives whole once the model has finished: read whole (bounded)
@@ -78,6 +87,35 @@ pub enum Answer {
     /// In events of a `text/event-stream` (Server-Sent Events) body, read on the side as they
     /// pass.
     Sse(SseReader),
+}
+
+// Readers are compared by address: two answers are the same if they read with the same function.
+impl PartialEq for Answer {
+    fn eq(&self, other: &Answer) -> bool {
+        match (self, other) {
+            (Answer::Unmetered, Answer::Unmetered) | (Answer::Accepted, Answer::Accepted) => true,
+            (Answer::Headers(a), Answer::Headers(b)) => *a as usize == *b as usize,
+            (Answer::JsonBody(a), Answer::JsonBody(b)) => *a as usize == *b as usize,
+            (Answer::EventStream(a), Answer::EventStream(b)) => *a as usize == *b as usize,
+            (Answer::Sse(a), Answer::Sse(b)) => *a as usize == *b as usize,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Answer {}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Answer::Unmetered => "Unmetered",
+            Answer::Accepted => "Accepted",
+            Answer::Headers(_) => "Headers",
+            Answer::JsonBody(_) => "JsonBody",
+            Answer::EventStream(_) => "EventStream",
+            Answer::Sse(_) => "Sse",
+        })
+    }
 }
 
 /// Reads a whole JSON answer: its usage, how the call was served, and the model that served it.
@@ -114,6 +152,12 @@ pub struct Asked {
     pub rewrite: Option<Bytes>,
     /// The answer will carry usage the client did not ask for; [`Family::strip`] takes it out.
     pub strip_usage: bool,
+    /// What the request asks to be billed in besides tokens, as far as the request says
+    /// (seconds of video; the quality and size of images, whose count the answer gives).
+    pub units: Units,
+    /// Where the answer's usage is, when the body decides it (an image model's JSON answer);
+    /// `None`: the family's usual answer for the operation.
+    pub answer: Option<Answer>,
 }
 
 /// A request body a family cannot read: why, for the `ValidationException` the client gets.
@@ -143,6 +187,8 @@ pub struct Found {
     pub served: Option<Served>,
     /// The model a prompt router chose (`trace.promptRouter.invokedModelId`).
     pub invoked_model: Option<String>,
+    /// What the answer says was used besides tokens (images generated, guardrail units).
+    pub units: Units,
 }
 
 impl Found {
@@ -151,6 +197,7 @@ impl Found {
             usage,
             served: None,
             invoked_model: None,
+            units: Units::default(),
         }
     }
 }

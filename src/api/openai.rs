@@ -45,7 +45,12 @@ impl Family for OpenAi {
         })
     }
 
-    fn request(&self, op: Operation, body: &[u8]) -> Result<Asked, BadBody> {
+    fn request(
+        &self,
+        op: Operation,
+        _model_id: Option<&str>,
+        body: &[u8],
+    ) -> Result<Asked, BadBody> {
         let head: Head<'_> = serde_json::from_slice(body)
             .map_err(|e| BadBody(format!("The request body is not a valid request: {e}")))?;
         let model_id = body_model(head.model)?;
@@ -60,6 +65,7 @@ impl Family for OpenAi {
             stream,
             strip_usage: rewrite.is_some(),
             rewrite,
+            ..Asked::default()
         })
     }
 
@@ -297,6 +303,7 @@ pub fn read_chat(body: &[u8]) -> Result<Found, Missing> {
         served: Some(served(b.service_tier.as_deref())),
         usage: b.usage.into(),
         invoked_model: None,
+        units: Default::default(),
     })
 }
 
@@ -329,6 +336,7 @@ pub fn read_response(body: &[u8]) -> Result<Found, Missing> {
         served: Some(served(b.service_tier.as_deref())),
         usage: b.usage.into(),
         invoked_model: None,
+        units: Default::default(),
     })
 }
 

@@ -16,6 +16,7 @@ use crate::api::{Missing, Served};
 use crate::meter::labels::{LabelGuard, UNKNOWN_APP};
 use crate::meter::ledger::{Ledger, Record};
 use crate::metrics::Metrics;
+use crate::pricing::billing_units::{Units, price_units};
 use crate::pricing::model_id::Arn;
 use crate::pricing::{Call, Cost, RateCard, Resolved, Tier, Usage};
 use crate::proxy::tap::eventstream::{StreamEnd, StreamTap};
@@ -52,6 +53,7 @@ impl Meter {
                 op,
                 model_id: None,
                 router: None,
+                units: Units::default(),
                 card,
                 known: false,
                 region: None,
@@ -90,6 +92,8 @@ struct Inner {
     /// The prompt router called, when the call went through one (`model_id` is then the model
     /// it chose).
     router: Option<String>,
+    /// What the call is billed in besides tokens, from the request and the answer.
+    units: Units,
     card: Arc<RateCard>,
     /// The card prices this model id (so it may become a label before Bedrock vouches for it).
     known: bool,
@@ -158,6 +162,11 @@ impl Pending {
         }
     }
 
+    /// The model id as called (or as a prompt router chose it).
+    pub fn model_id(&self) -> Option<&str> {
+        self.inner()?.model_id.as_deref()
+    }
+
     /// The model called; its price comes from this request's rate card snapshot.
     pub fn set_model(&mut self, model_id: Option<String>) {
         if let Some(i) = self.inner.as_mut() {
@@ -179,6 +188,13 @@ impl Pending {
         i.router = i.model_id.take();
         i.model_id = Some(model_label(invoked).to_owned());
         i.known = i.resolve().is_some();
+    }
+
+    /// Adds what the request or the answer says the call used besides tokens.
+    pub fn add_units(&mut self, units: Units) {
+        if let Some(i) = self.inner.as_mut() {
+            i.units = i.units.and(units);
+        }
     }
 
     /// The Region the request is forwarded to (and priced in).
@@ -300,6 +316,7 @@ impl Inner {
             op,
             model_id,
             router,
+            units,
             card,
             known,
             served,
@@ -330,40 +347,63 @@ impl Inner {
         match outcome {
             Some(Ok(u)) => {
                 let series = m.series(&app, &model);
-                let quote = resolved.as_ref().map(|r| r.quote(&u, tier));
+                let entry = resolved.as_ref().map(Resolved::model);
+                // A model priced only per unit (an image model) has no token price to quote.
+                let per_token = entry.is_none_or(|e| e.per_token);
+                let quote = resolved
+                    .as_ref()
+                    .filter(|_| per_token)
+                    .map(|r| r.quote(&u, tier));
                 let cost = quote.as_ref().and_then(|q| q.cost);
                 m.usage(&series, &u, cost.as_ref());
                 m.service_tier(&series, &model, tier);
-                match &quote {
-                    None => m.unpriced(&series, &model),
-                    Some(q) => {
-                        for (flagged, reason) in [
-                            (
-                                q.uncached_model_with_cache_tokens,
-                                "cache_tokens_on_uncached_model",
-                            ),
-                            (q.tier_unsupported, "tier_not_priced"),
-                            (q.latency_unsupported, "latency_optimized_not_priced"),
-                        ] {
-                            if flagged {
-                                m.pricing_anomaly(&model, reason);
-                            }
+                let units_quote = (!units.is_empty()).then(|| {
+                    price_units(&units, entry.map(|e| &e.units), card.guardrail_rates())
+                });
+                if let Some(q) = &units_quote {
+                    m.units(&series, &units, &q.cost, if q.unpriced { 0 } else { q.priced });
+                }
+                let has_tokens = u.prompt_total() > 0 || u.output > 0;
+                // Tokens with no price, or a call with nothing priced at all: never $0.
+                let tokens_unpriced = quote.is_none() && (has_tokens || units_quote.is_none());
+                if tokens_unpriced || units_quote.is_some_and(|q| q.unpriced) {
+                    m.unpriced(&series, &model);
+                }
+                if let Some(q) = &quote {
+                    for (flagged, reason) in [
+                        (
+                            q.uncached_model_with_cache_tokens,
+                            "cache_tokens_on_uncached_model",
+                        ),
+                        (q.tier_unsupported, "tier_not_priced"),
+                        (q.latency_unsupported, "latency_optimized_not_priced"),
+                    ] {
+                        if flagged {
+                            m.pricing_anomaly(&model, reason);
                         }
                     }
                 }
                 let savings = quote.and_then(|q| q.cost.map(|_| q.cache_savings));
-                metered = Some((u, cost, savings));
+                let unit_cost = units_quote.filter(|q| !q.unpriced).map(|q| q.cost);
+                metered = Some((u, cost, savings, unit_cost));
             }
             Some(Err(missing)) => m.usage_missing(op, missing.as_str()),
             None => {}
         }
         drop(in_flight);
         if tracing::enabled!(tracing::Level::DEBUG) {
-            let (input, output, cost) = metered.as_ref().map_or((0, 0, None), |(u, c, _)| {
+            let (input, output, cost) = metered.as_ref().map_or((0, 0, None), |(u, c, _, uc)| {
+                let total = match (c, uc) {
+                    (None, None) => None,
+                    _ => Some(
+                        c.map_or(0, |c| c.total())
+                            .saturating_add(uc.map_or(0, |uc| uc.total())),
+                    ),
+                };
                 (
                     u.prompt_total(),
                     u.output,
-                    c.map(|c| crate::money::usd_trimmed(c.total())),
+                    total.map(crate::money::usd_trimmed),
                 )
             });
             tracing::debug!(
@@ -379,9 +419,9 @@ impl Inner {
             );
         }
         if let Some(ledger) = &meter.ledger {
-            let (usage, cost, cache_savings) = match metered {
-                Some((u, c, s)) => (u, c, s),
-                None => (Usage::default(), None, None),
+            let (usage, cost, cache_savings, unit_cost) = match metered {
+                Some((u, c, s, uc)) => (u, c, s, uc),
+                None => (Usage::default(), None, None, None),
             };
             ledger.record(Record {
                 time: wall,
@@ -395,6 +435,8 @@ impl Inner {
                 usage,
                 cost,
                 cache_savings,
+                units,
+                unit_cost,
                 latency,
                 rate_card: Arc::from(card.version.as_str()),
             });

@@ -2,6 +2,7 @@
 //! time, then the `prometheus` registry's small families.
 
 use super::*;
+use crate::pricing::billing_units::Unit;
 
 pub(super) fn push_u64(out: &mut String, v: u64) {
     out.push_str(itoa::Buffer::new().format(v));
@@ -33,7 +34,11 @@ pub(super) const TOKENS: (&str, &str) = (
 );
 pub(super) const COST: (&str, &str) = (
     "bedrock_cost_usd_total",
-    "Cost in USD at the rate card's prices, by token type.",
+    "Cost in USD at the rate card's prices, by token type or unit type (image, video, rerank, guardrail).",
+);
+pub(super) const UNITS: (&str, &str) = (
+    "bedrock_units_total",
+    "Non-token units Bedrock bills, by unit: images, seconds of video, rerank search units, guardrail text units and images.",
 );
 pub(super) const OUTPUT_TOKENS: (&str, &str) =
     ("bedrock_output_tokens", "Output tokens per request.");
@@ -81,6 +86,7 @@ pub struct Exposition {
 pub(super) enum Part {
     Requests,
     Tokens,
+    Units,
     Cost,
     OutputTokens,
     InputTokens,
@@ -92,7 +98,8 @@ impl Part {
     pub(super) fn after(self) -> Part {
         match self {
             Part::Requests => Part::Tokens,
-            Part::Tokens => Part::Cost,
+            Part::Tokens => Part::Units,
+            Part::Units => Part::Cost,
             Part::Cost => Part::OutputTokens,
             Part::OutputTokens => Part::InputTokens,
             Part::InputTokens => Part::Registry,
@@ -115,7 +122,11 @@ impl Exposition {
             let part = self.part;
             let count = match part {
                 Part::Requests => self.requests.len(),
-                Part::Tokens | Part::Cost | Part::OutputTokens | Part::InputTokens => {
+                Part::Tokens
+                | Part::Units
+                | Part::Cost
+                | Part::OutputTokens
+                | Part::InputTokens => {
                     self.series.len()
                 }
                 Part::Registry => {
@@ -158,21 +169,51 @@ impl Exposition {
                         out.push('\n');
                     }
                 }
+                Part::Units => {
+                    let s = self.series[i].clone();
+                    let seen = s.units_seen.load(Ordering::Relaxed);
+                    if seen == 0 {
+                        continue;
+                    }
+                    self.header(out, UNITS, "counter");
+                    for unit in Unit::ALL {
+                        if seen & (1 << unit as u8) == 0 {
+                            continue;
+                        }
+                        out.push_str(UNITS.0);
+                        out.push_str(&s.labels);
+                        out.push_str(",unit=\"");
+                        out.push_str(unit.as_str());
+                        out.push_str("\"} ");
+                        push_u64(out, s.units[unit as usize].load(Ordering::Relaxed));
+                        out.push('\n');
+                    }
+                }
                 Part::Cost => {
                     let s = self.series[i].clone();
-                    if !s.cost.priced.load(Ordering::Relaxed) {
+                    let tokens = s.cost.priced.load(Ordering::Relaxed);
+                    let units = s.cost.unit_types.load(Ordering::Relaxed);
+                    if !tokens && units == 0 {
                         continue;
                     }
                     self.header(out, COST, "counter");
                     let sums = s.cost.get();
-                    for t in TokenType::ALL {
-                        let pico = sums[t as usize];
+                    let token_types = TokenType::ALL
+                        .iter()
+                        .filter(|_| tokens)
+                        .map(|t| (t.as_str(), sums[*t as usize]));
+                    let unit_types = UnitCost::TYPES
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| units & (1 << i) != 0)
+                        .map(|(i, t)| (*t, sums[4 + i]));
+                    for (kind, pico) in token_types.chain(unit_types) {
                         let _ = writeln!(
                             out,
                             "{}{},type=\"{}\"}} {}",
                             COST.0,
                             s.labels,
-                            t.as_str(),
+                            kind,
                             pico_to_usd(pico)
                         );
                     }

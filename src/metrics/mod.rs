@@ -11,7 +11,7 @@
 //! small families.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use dashmap::DashMap;
@@ -22,6 +22,7 @@ use prometheus::{
 
 use crate::api::Operation;
 use crate::money::pico_to_usd;
+use crate::pricing::billing_units::{UnitCost, Units};
 use crate::pricing::{Cost, Tier, TokenType, Usage};
 
 const OUTPUT_TOKEN_BUCKETS: [f64; 13] = [
@@ -289,6 +290,8 @@ impl Metrics {
                 let series = Arc::new(Series {
                     labels,
                     tokens: Default::default(),
+                    units: Default::default(),
+                    units_seen: AtomicU8::new(0),
                     cost: CostCell::default(),
                     output_tokens: TokenHistogram::new(&OUTPUT_TOKEN_BUCKETS),
                     input_tokens: TokenHistogram::new(&INPUT_TOKEN_BUCKETS),
@@ -359,6 +362,24 @@ impl Metrics {
         series.input_tokens.observe(usage.prompt_total());
         if let Some(cost) = cost {
             series.cost.add(cost);
+        }
+    }
+
+    /// Adds a request's non-token units, and the cost of those the card priced (`priced`: the
+    /// unit cost types it priced, as bits of `UnitCost::TYPES`).
+    pub fn units(&self, series: &Series, units: &Units, cost: &UnitCost, priced: u8) {
+        let mut seen = 0u8;
+        for (unit, n) in units.counts() {
+            if n > 0 {
+                series.units[unit as usize].fetch_add(n, Ordering::Relaxed);
+                seen |= 1 << unit as u8;
+            }
+        }
+        if seen != 0 {
+            series.units_seen.fetch_or(seen, Ordering::Relaxed);
+        }
+        if priced != 0 {
+            series.cost.add_units(cost, priced);
         }
     }
 

@@ -9,6 +9,9 @@ pub struct Series {
     /// `{app="…",model="…"` — the start of every line of this pair, formatted once.
     pub(super) labels: String,
     pub(super) tokens: [AtomicU64; 4],
+    /// `bedrock_units_total` by `Unit`; a unit's series appears once one was counted.
+    pub(super) units: [AtomicU64; 5],
+    pub(super) units_seen: AtomicU8,
     pub(super) cost: CostCell,
     pub(super) output_tokens: TokenHistogram,
     pub(super) input_tokens: TokenHistogram,
@@ -31,17 +34,22 @@ pub struct RequestSeries {
 
 pub(super) type RequestKey = (Arc<str>, Arc<str>, Operation, u16);
 
-/// Cost so far of one (app, model), per token type, in pico-dollars. 128 bits: a 64-bit sum
-/// wraps at about $18.4M, which Prometheus would read as a counter reset; 128 bits never
-/// does. No 128-bit atomic is stable, so the sums sit behind a lock taken once per priced
-/// request, with nothing else done under it.
+/// Cost so far of one (app, model), per cost type (the four token types, then the unit types
+/// of `UnitCost::TYPES`), in pico-dollars. 128 bits: a 64-bit sum wraps at about $18.4M, which
+/// Prometheus would read as a counter reset; 128 bits never does. No 128-bit atomic is stable,
+/// so the sums sit behind a lock taken once per priced request, with nothing else done under it.
 #[derive(Default)]
 pub(super) struct CostCell {
-    pub(super) pico: Mutex<[u128; 4]>,
-    /// Set once a priced request was recorded; unpriced pairs export no cost series at all,
-    /// so an unknown model never shows up as costing $0.
+    pub(super) pico: Mutex<[u128; COST_TYPES]>,
+    /// Set once a request priced per token was recorded; unpriced pairs export no token cost
+    /// series at all, so an unknown model never shows up as costing $0.
     pub(super) priced: AtomicBool,
+    /// The unit cost types priced so far (bit `i` for `UnitCost::TYPES[i]`), exported from then on.
+    pub(super) unit_types: AtomicU8,
 }
+
+/// Four token types, then four unit types.
+pub(super) const COST_TYPES: usize = 8;
 
 impl CostCell {
     pub(super) fn add(&self, cost: &Cost) {
@@ -53,7 +61,18 @@ impl CostCell {
         self.priced.store(true, Ordering::Relaxed);
     }
 
-    pub(super) fn get(&self) -> [u128; 4] {
+    /// Adds the cost of a request's units; `types` are the unit types it priced (bits as in
+    /// `unit_types`), exported even when they cost $0 (a free guardrail policy).
+    pub(super) fn add_units(&self, cost: &UnitCost, types: u8) {
+        let mut sums = self.pico.lock().unwrap_or_else(PoisonError::into_inner);
+        for (i, (_, pico)) in cost.by_type().into_iter().enumerate() {
+            sums[4 + i] += u128::from(pico);
+        }
+        drop(sums);
+        self.unit_types.fetch_or(types, Ordering::Relaxed);
+    }
+
+    pub(super) fn get(&self) -> [u128; COST_TYPES] {
         *self.pico.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

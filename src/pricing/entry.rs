@@ -6,6 +6,7 @@
 //! result fits in micro-dollars, otherwise rounded half up to the nearest micro-dollar per 1M
 //! tokens (one pico-dollar per token).
 
+use super::billing_units::UnitPrices;
 use super::date::CardDate;
 use super::units::{Multiplier, Rates, Scope};
 
@@ -111,6 +112,10 @@ pub struct ModelPrice {
     pub tiers: Tiers,
     pub latency_optimized: Option<Adjust>,
     pub long_context: Option<LongContext>,
+    /// False for a model priced only per unit (images, video, rerank): its `rates` are zero.
+    pub per_token: bool,
+    /// Prices per image, second of video or search unit; empty for a token model.
+    pub units: UnitPrices,
 }
 
 impl ModelPrice {
@@ -127,6 +132,8 @@ impl ModelPrice {
             tiers: Tiers::default(),
             latency_optimized: None,
             long_context: None,
+            per_token: true,
+            units: UnitPrices::default(),
         }
     }
 

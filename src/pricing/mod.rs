@@ -2,6 +2,7 @@
 //! length and date), how a call resolves to its entry, and the pure function that prices a
 //! request. Costs are exact integers (pico-dollars); see `docs/rate-card.md`.
 
+pub mod billing_units;
 pub mod card;
 pub mod date;
 pub mod entry;

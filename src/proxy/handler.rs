@@ -143,13 +143,14 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
     }
     // Families that name the model in the body (or ask Bedrock for more than the client did)
     // read it now; the client's signature above covered the body as the client sent it.
-    let mut asked = match family.request(op, &body) {
+    let mut asked = match family.request(op, pending.model_id(), &body) {
         Ok(asked) => asked,
         Err(BadBody(reason)) => return ProxyError::BadBody(reason).respond(pending),
     };
     if asked.model_id.is_some() {
         pending.set_model(asked.model_id.take());
     }
+    pending.add_units(asked.units);
     let body = match asked.rewrite.take() {
         Some(rewritten) => {
             payload = PayloadHash::of(&rewritten);
@@ -216,7 +217,7 @@ async fn exchange(
         pending.set_served(served);
     }
     let answer = if head.status.is_success() {
-        family.answer(op, &asked)
+        asked.answer.unwrap_or_else(|| family.answer(op, &asked))
     } else {
         Answer::Unmetered
     };
@@ -226,6 +227,7 @@ async fn exchange(
             return json_whole(&state, pending, head, body, permit, read).await;
         }
         Answer::Headers(read) => Source::Known(read(&head.headers)),
+        Answer::Accepted => Source::Known(Ok(Usage::default())),
         Answer::EventStream(reader) => Source::Stream(Box::new(StreamTap::new(reader))),
         Answer::Sse(reader) => Source::Sse(Box::new(SseTap::new(reader))),
         Answer::Unmetered => Source::None,
@@ -296,6 +298,7 @@ async fn json_whole(
                 if let Some(invoked) = &found.invoked_model {
                     pending.set_invoked_model(invoked);
                 }
+                pending.add_units(found.units);
                 found.usage
             });
             if let Ok(usage) = &outcome {

@@ -220,7 +220,7 @@ async fn respond(
     let operation = route.operation;
     let asked = match operation {
         Operation::ChatCompletions | Operation::Responses | Operation::AnthropicMessages => {
-            match route.family.request(operation, &body) {
+            match route.family.request(operation, route.model_id.as_deref(), &body) {
                 Ok(asked) => asked,
                 Err(BadBody(reason)) => return faults::validation(&reason),
             }

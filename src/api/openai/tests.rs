@@ -2,7 +2,7 @@ use super::*;
 
 fn chat(body: &str) -> Asked {
     OpenAi
-        .request(Operation::ChatCompletions, body.as_bytes())
+        .request(Operation::ChatCompletions, None, body.as_bytes())
         .unwrap()
 }
 
@@ -41,7 +41,7 @@ fn routes_by_path_and_model_by_body() {
     ] {
         assert!(
             OpenAi
-                .request(Operation::ChatCompletions, bad.as_bytes())
+                .request(Operation::ChatCompletions, None, bad.as_bytes())
                 .is_err(),
             "{bad}"
         );
@@ -49,7 +49,7 @@ fn routes_by_path_and_model_by_body() {
     let long = format!(r#"{{"model":"{}"}}"#, "m".repeat(MAX_MODEL_ID_LEN + 1));
     assert!(
         OpenAi
-            .request(Operation::Responses, long.as_bytes())
+            .request(Operation::Responses, None, long.as_bytes())
             .is_err()
     );
 }
@@ -78,7 +78,7 @@ fn a_stream_without_usage_is_asked_for_it_by_splicing() {
     // Not a stream, or Responses (which always reports usage): nothing to ask for.
     assert_eq!(chat(r#"{"model":"m","stream":false}"#).rewrite, None);
     let asked = OpenAi
-        .request(Operation::Responses, br#"{"model":"m","stream":true}"#)
+        .request(Operation::Responses, None, br#"{"model":"m","stream":true}"#)
         .unwrap();
     assert!(asked.stream && asked.rewrite.is_none());
 }

@@ -13,6 +13,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::api::Operation;
 use crate::money::usd;
+use std::collections::BTreeMap;
+
+use crate::pricing::billing_units::{Policy, UnitCost, Units};
 use crate::pricing::{Cost, Usage};
 use crate::time::rfc3339_millis;
 
@@ -32,6 +35,9 @@ pub struct Record {
     /// None: the model is unpriced (or the request used no per-token pricing).
     pub cost: Option<Cost>,
     pub cache_savings: Option<u64>,
+    /// What the call used besides tokens, and what the card priced of it.
+    pub units: Units,
+    pub unit_cost: Option<UnitCost>,
     pub latency: Duration,
     pub rate_card: Arc<str>,
 }
@@ -61,7 +67,11 @@ pub struct Line<'a> {
     #[serde(skip_deserializing)]
     pub tier: Option<&'a str>,
     pub tokens: LineTokens,
-    /// Exact USD decimal; `None` when the model is unpriced.
+    /// Non-token units (images, video seconds, search units, guardrail units), when any.
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub units: Option<LineUnits>,
+    /// Exact USD decimal, tokens and units together; `None` when nothing of the call was
+    /// priced.
     #[serde(default, deserialize_with = "borrowed_opt")]
     pub cost_usd: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
@@ -97,11 +107,70 @@ pub struct LineCostByType<'a> {
     pub cache_read: Option<Cow<'a, str>>,
     #[serde(default, borrow, deserialize_with = "borrowed_opt")]
     pub cache_write: Option<Cow<'a, str>>,
+    /// The non-token cost types, written only when the call had a cost of that type.
+    #[serde(default, borrow, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
+    pub image: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
+    pub video: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
+    pub rerank: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
+    pub guardrail: Option<Cow<'a, str>>,
+}
+
+/// What a call used besides tokens (written only for such calls; `report` does not read it).
+#[derive(Debug, Default, PartialEq, Serialize)]
+pub struct LineUnits {
+    #[serde(skip_serializing_if = "is_zero")]
+    pub image: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_quality: Option<&'static str>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub image_pixels: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub video_second: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub search_unit: u64,
+    /// Units by guardrail policy, named as in the rate card's `[guardrails]`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub guardrail: BTreeMap<&'static str, u64>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl LineUnits {
+    fn of(u: &Units) -> Option<LineUnits> {
+        if u.is_empty() {
+            return None;
+        }
+        let images = u.images > 0;
+        Some(LineUnits {
+            image: u.images,
+            image_quality: images.then(|| u.image_quality.as_str()),
+            image_pixels: if images { u.image_pixels } else { 0 },
+            video_second: u.video_seconds,
+            search_unit: u.search_units,
+            guardrail: Policy::ALL
+                .iter()
+                .filter(|p| u.guardrail.get(**p) > 0)
+                .map(|p| (p.key(), u.guardrail.get(*p)))
+                .collect(),
+        })
+    }
 }
 
 impl<'a> From<&'a Record> for Line<'a> {
     fn from(r: &'a Record) -> Self {
         let usd = |pico| Some(Cow::Owned(usd(pico)));
+        let total = match (r.cost, r.unit_cost) {
+            (None, None) => None,
+            (c, u) => Some(
+                c.map_or(0, |c| c.total())
+                    .saturating_add(u.map_or(0, |u| u.total())),
+            ),
+        };
         Line {
             time: Cow::Owned(rfc3339_millis(r.time)),
             request_id: r.request_id.as_deref(),
@@ -118,12 +187,22 @@ impl<'a> From<&'a Record> for Line<'a> {
                 cache_write: r.usage.cache_write,
                 cache_write_1h: r.usage.cache_write_1h,
             },
-            cost_usd: r.cost.and_then(|c| usd(c.total())),
-            cost_usd_by_type: r.cost.map(|c| LineCostByType {
-                input: usd(c.input),
-                output: usd(c.output),
-                cache_read: usd(c.cache_read),
-                cache_write: usd(c.cache_write),
+            units: LineUnits::of(&r.units),
+            cost_usd: total.and_then(usd),
+            cost_usd_by_type: total.map(|_| {
+                let c = r.cost.unwrap_or_default();
+                let u = r.unit_cost.unwrap_or_default();
+                let some = |pico: u64| if pico > 0 { usd(pico) } else { None };
+                LineCostByType {
+                    input: usd(c.input),
+                    output: usd(c.output),
+                    cache_read: usd(c.cache_read),
+                    cache_write: usd(c.cache_write),
+                    image: some(u.image),
+                    video: some(u.video),
+                    rerank: some(u.rerank),
+                    guardrail: some(u.guardrail),
+                }
             }),
             cache_savings_usd: r.cache_savings.and_then(usd),
             latency_ms: (r.latency.as_secs_f64() * 1e6).round() / 1e3,

@@ -30,6 +30,8 @@ fn record(app: &str) -> Record {
             cache_write: 0,
         }),
         cache_savings: Some(0),
+        units: Default::default(),
+        unit_cost: None,
         latency: Duration::from_micros(812_400),
         rate_card: "2026-11".into(),
     }

@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use super::billing_units::GuardrailRates;
 use super::date::{self, CardDate};
 use super::entry::ModelPrice;
 use super::model_id::split_profile;
@@ -30,6 +31,8 @@ pub struct RateCard {
     /// Entries by id, each list sorted by `effective_from` (undated first).
     models: HashMap<String, Vec<Arc<ModelPrice>>>,
     arns: HashMap<String, ArnMapping>,
+    /// `[guardrails]`: the price of guardrail policy units, whatever model the call used.
+    guardrails: GuardrailRates,
     placeholder: Arc<ModelPrice>,
     pub(crate) file: String,
     pub(crate) text: String,
@@ -43,6 +46,7 @@ impl Default for RateCard {
             updated_line: 0,
             models: HashMap::new(),
             arns: HashMap::new(),
+            guardrails: GuardrailRates::default(),
             placeholder: Arc::new(ModelPrice::placeholder(
                 "provisioned",
                 "Provisioned throughput (no per-token price)",
@@ -146,6 +150,11 @@ impl RateCard {
         } else {
             Vec::new()
         }
+    }
+
+    /// Guardrail prices (`[guardrails]`), per 1,000 units of each policy.
+    pub fn guardrail_rates(&self) -> &GuardrailRates {
+        &self.guardrails
     }
 
     pub(crate) fn entries(&self, id: &str) -> Option<&[Arc<ModelPrice>]> {

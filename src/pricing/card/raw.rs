@@ -18,6 +18,7 @@ pub(super) struct RawCard {
     pub model: Vec<Spanned<RawModel>>,
     #[serde(default)]
     pub arn: Vec<Spanned<RawArn>>,
+    pub guardrails: Option<Spanned<RawGuardrails>>,
 }
 
 #[derive(Deserialize)]
@@ -25,8 +26,9 @@ pub(super) struct RawCard {
 pub(super) struct RawModel {
     pub id: Spanned<String>,
     pub name: Option<Spanned<String>>,
-    pub input: Spanned<f64>,
-    pub output: Spanned<f64>,
+    /// Required for a model priced per token; absent for one priced only per unit.
+    pub input: Option<Spanned<f64>>,
+    pub output: Option<Spanned<f64>>,
     pub cache_read: Option<Spanned<f64>>,
     pub cache_write: Option<Spanned<f64>>,
     pub cache_write_1h: Option<Spanned<f64>>,
@@ -37,6 +39,49 @@ pub(super) struct RawModel {
     pub regions: Option<BTreeMap<String, Spanned<RawAdjust>>>,
     pub latency_optimized: Option<Spanned<RawAdjust>>,
     pub long_context: Option<Spanned<RawLongContext>>,
+    pub per_image: Option<Spanned<Vec<Spanned<RawImageBand>>>>,
+    pub per_video_second: Option<Spanned<f64>>,
+    pub per_search_unit: Option<Spanned<f64>>,
+}
+
+/// One `per_image` band: USD per image of this quality up to `max_pixels` (none: any size).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawImageBand {
+    pub quality: Option<Spanned<String>>,
+    pub max_pixels: Option<Spanned<i64>>,
+    pub usd: Spanned<f64>,
+}
+
+/// `[guardrails]`: USD per 1,000 units of each policy, named as ApplyGuardrail's `usage` names
+/// them (`contentPolicyUnits` is `content_policy`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGuardrails {
+    pub topic_policy: Option<Spanned<f64>>,
+    pub content_policy: Option<Spanned<f64>>,
+    pub word_policy: Option<Spanned<f64>>,
+    pub sensitive_information_policy: Option<Spanned<f64>>,
+    pub sensitive_information_policy_free: Option<Spanned<f64>>,
+    pub contextual_grounding_policy: Option<Spanned<f64>>,
+    pub content_policy_image: Option<Spanned<f64>>,
+    pub automated_reasoning_policy: Option<Spanned<f64>>,
+}
+
+impl RawGuardrails {
+    /// The rates in the order of `Policy::ALL`.
+    pub fn in_order(&self) -> [Option<&Spanned<f64>>; 8] {
+        [
+            self.topic_policy.as_ref(),
+            self.content_policy.as_ref(),
+            self.word_policy.as_ref(),
+            self.sensitive_information_policy.as_ref(),
+            self.sensitive_information_policy_free.as_ref(),
+            self.contextual_grounding_policy.as_ref(),
+            self.content_policy_image.as_ref(),
+            self.automated_reasoning_policy.as_ref(),
+        ]
+    }
 }
 
 #[derive(Deserialize)]

@@ -9,11 +9,12 @@ use std::time::SystemTime;
 
 use toml::Spanned;
 
-use super::raw::{RawAdjust, RawCard, RawModel};
+use super::raw::{RawAdjust, RawCard, RawGuardrails, RawModel};
 use super::{ArnMapping, CardError, CardErrors, LoadedCard, RateCard};
 use crate::pricing::date::CardDate;
 use crate::pricing::entry::{Adjust, LongContext, ModelPrice, Profiles, RegionPrice, Tiers};
 use crate::pricing::model_id::split_profile;
+use crate::pricing::billing_units::{GuardrailRates, ImageBand, Policy, Quality, UnitPrices};
 use crate::pricing::units::{Multiplier, Rates};
 
 /// Collects located errors and warnings while validating.
@@ -139,13 +140,42 @@ impl Checker<'_> {
     }
 
     fn model(&mut self, m: &RawModel, id: &str) -> ModelPrice {
-        let input = self.rate(&format!("{id}: input"), &m.input);
-        let output = self.rate(&format!("{id}: output"), &m.output);
+        let units = self.unit_prices(m, id);
+        let (input, output, per_token) = match (&m.input, &m.output) {
+            (Some(i), Some(o)) => (
+                self.rate(&format!("{id}: input"), i),
+                self.rate(&format!("{id}: output"), o),
+                true,
+            ),
+            (None, None) if !units.is_empty() => (0, 0, false),
+            (None, None) => {
+                self.error(
+                    Some(m.id.span()),
+                    format!("{id}: needs `input` and `output` (USD per 1M tokens), or a unit price (`per_image`, `per_video_second`, `per_search_unit`)"),
+                );
+                (0, 0, true)
+            }
+            (Some(given), None) | (None, Some(given)) => {
+                let missing = if m.input.is_none() { "input" } else { "output" };
+                self.error(
+                    Some(given.span()),
+                    format!("{id}: missing field `{missing}` (`input` and `output` go together; a model priced only per unit has neither)"),
+                );
+                (0, 0, true)
+            }
+        };
+        if !per_token && (m.cache_read.is_some() || m.cache_write.is_some()) {
+            self.error(
+                Some(m.id.span()),
+                format!("{id}: cache rates without token rates"),
+            );
+        }
+        self.required_units(m, id, &units);
         let cache_read = self.opt_rate(&format!("{id}: cache_read"), m.cache_read.as_ref());
         let cache_write = self.opt_rate(&format!("{id}: cache_write"), m.cache_write.as_ref());
         let cache_write_1h =
             self.opt_rate(&format!("{id}: cache_write_1h"), m.cache_write_1h.as_ref());
-        let caching = m.caching.as_ref().is_none_or(|c| *c.get_ref());
+        let caching = per_token && m.caching.as_ref().is_none_or(|c| *c.get_ref());
         if caching {
             for (field, value) in [("cache_read", cache_read), ("cache_write", cache_write)] {
                 if value.is_none() {
@@ -264,9 +294,140 @@ impl Checker<'_> {
             tiers,
             latency_optimized,
             long_context,
+            per_token,
+            units,
         }
     }
+
+    /// A price per unit (image, second, search unit): USD, at most six decimals, at most $1,000.
+    fn unit_price(&mut self, what: &str, value: &Spanned<f64>) -> u64 {
+        let usd = *value.get_ref();
+        if usd.is_finite() && usd > 1_000.0 {
+            self.error(
+                Some(value.span()),
+                format!("{what} is over $1,000 per unit; is the unit wrong?"),
+            );
+            return 0;
+        }
+        self.rate(what, value)
+    }
+
+    fn unit_prices(&mut self, m: &RawModel, id: &str) -> UnitPrices {
+        let mut images = Vec::new();
+        for band in m.per_image.iter().flat_map(|b| b.get_ref()) {
+            let b = band.get_ref();
+            let quality = match &b.quality {
+                None => Quality::Standard,
+                Some(q) => Quality::parse(q.get_ref()).unwrap_or_else(|| {
+                    self.error(
+                        Some(q.span()),
+                        format!("{id}: per_image quality {:?} is not \"standard\" or \"premium\"", q.get_ref()),
+                    );
+                    Quality::Standard
+                }),
+            };
+            let max_pixels = b.max_pixels.as_ref().and_then(|p| match u64::try_from(*p.get_ref()) {
+                Ok(n) if n > 0 => Some(n),
+                _ => {
+                    self.error(
+                        Some(p.span()),
+                        format!("{id}: per_image max_pixels must be a positive number of pixels (width × height)"),
+                    );
+                    None
+                }
+            });
+            let price = self.unit_price(&format!("{id}: per_image usd"), &b.usd);
+            if images
+                .iter()
+                .any(|o: &ImageBand| o.quality == quality && o.max_pixels == max_pixels)
+            {
+                self.error(
+                    Some(band.span()),
+                    format!("{id}: per_image has two {} bands for the same size", quality.as_str()),
+                );
+            }
+            images.push(ImageBand {
+                quality,
+                max_pixels,
+                price,
+            });
+        }
+        images.sort_by_key(|b| (b.quality, b.max_pixels.is_none(), b.max_pixels));
+        if let Some(per_image) = &m.per_image {
+            for q in [Quality::Standard, Quality::Premium] {
+                let of: Vec<_> = images.iter().filter(|b| b.quality == q).collect();
+                if !of.is_empty() && of.iter().all(|b| b.max_pixels.is_some()) {
+                    self.error(
+                        Some(per_image.span()),
+                        format!("{id}: per_image has no {} band without max_pixels, so larger images would have no price", q.as_str()),
+                    );
+                }
+            }
+            if images.is_empty() {
+                self.error(Some(per_image.span()), format!("{id}: per_image is empty"));
+            }
+        }
+        UnitPrices {
+            images,
+            video_second: m
+                .per_video_second
+                .as_ref()
+                .map(|v| self.unit_price(&format!("{id}: per_video_second"), v)),
+            search_unit: m
+                .per_search_unit
+                .as_ref()
+                .map(|v| self.unit_price(&format!("{id}: per_search_unit"), v)),
+        }
+    }
+
+    /// Models of a family AWS bills per unit must carry that unit's price: without it every
+    /// call would be unpriced.
+    fn required_units(&mut self, m: &RawModel, id: &str, units: &UnitPrices) {
+        let base = split_profile(id).1;
+        let needs = UNIT_FAMILIES
+            .iter()
+            .filter(|(prefix, _)| base.starts_with(prefix))
+            .map(|(_, unit)| *unit);
+        for unit in needs {
+            let has = match unit {
+                "per_image" => !units.images.is_empty(),
+                "per_video_second" => units.video_second.is_some(),
+                _ => units.search_unit.is_some(),
+            };
+            if !has {
+                self.error(
+                    Some(m.id.span()),
+                    format!("{id}: AWS bills this model per unit: it needs `{unit}`"),
+                );
+            }
+        }
+    }
+
+    fn guardrails(&mut self, raw: &RawGuardrails) -> GuardrailRates {
+        let mut rates = GuardrailRates::default();
+        for (slot, (policy, value)) in rates
+            .0
+            .iter_mut()
+            .zip(Policy::ALL.iter().zip(raw.in_order()))
+        {
+            *slot = value.map(|v| {
+                self.unit_price(&format!("guardrails.{}", policy.key()), v)
+            });
+        }
+        rates
+    }
 }
+
+/// Model id prefixes (without a profile prefix) that AWS bills per unit, and the unit's key.
+const UNIT_FAMILIES: [(&str, &str); 7] = [
+    ("amazon.nova-canvas", "per_image"),
+    ("amazon.titan-image-generator", "per_image"),
+    ("stability.", "per_image"),
+    ("amazon.nova-reel", "per_video_second"),
+    ("luma.ray", "per_video_second"),
+    ("cohere.rerank", "per_search_unit"),
+    ("amazon.rerank", "per_search_unit"),
+];
 
 impl RateCard {
     /// Parses and validates card text; `file` names it in messages.
@@ -378,6 +539,11 @@ impl RateCard {
             );
         }
 
+        let guardrails = raw
+            .guardrails
+            .as_ref()
+            .map_or_else(GuardrailRates::default, |g| c.guardrails(g.get_ref()));
+
         if !c.errors.is_empty() {
             return Err(FileErrors(c.errors));
         }
@@ -388,6 +554,7 @@ impl RateCard {
                 updated_line,
                 models,
                 arns,
+                guardrails,
                 file: file.to_owned(),
                 text: text.to_owned(),
                 ..RateCard::default()
