@@ -3,6 +3,11 @@
 //! bidirectional stream's path, which is recognised but not metered yet. The bodies are the
 //! model's own format; the usage is in Bedrock's `X-Amzn-Bedrock-*-Token-Count` response
 //! headers, or in the final stream chunk's `amazon-bedrock-invocationMetrics`.
+//!
+//! Models AWS bills per unit are told apart by their id, and only their bodies are read: an
+//! image model's request gives the quality and size of its images and its JSON answer their
+//! count (`images`); a rerank model's request gives the number of documents, which makes its
+//! search units.
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
@@ -15,9 +20,12 @@ use memchr::memmem::Finder;
 use serde::Deserialize;
 
 use super::{
-    Answer, Asked, Family, Found, Missing, Operation, Route, Served, Unreadable, model_path,
+    Answer, Asked, BadBody, Family, Found, Missing, Operation, Route, Served, Unreadable,
+    model_path,
 };
 use crate::pricing::Usage;
+use crate::pricing::billing_units::{Quality, Units};
+use crate::pricing::model_id::{Arn, split_profile};
 
 pub struct Invoke;
 
@@ -39,6 +47,22 @@ impl Family for Invoke {
             model_id: Some(label?),
             family: &Invoke,
         })
+    }
+
+    fn request(
+        &self,
+        op: Operation,
+        model_id: Option<&str>,
+        body: &[u8],
+    ) -> Result<Asked, BadBody> {
+        if op != Operation::InvokeModel {
+            return Ok(Asked::default());
+        }
+        match model_id.map(units_family) {
+            Some(Some(PerUnit::Image)) => Ok(image_request(body)),
+            Some(Some(PerUnit::Rerank)) => Ok(rerank_request(body)),
+            _ => Ok(Asked::default()),
+        }
     }
 
     fn answer(&self, op: Operation, _asked: &Asked) -> Answer {
@@ -89,6 +113,114 @@ pub fn read_headers(headers: &HeaderMap) -> Result<Usage, Missing> {
         cache_write: count(CACHE_WRITE_HEADER)?.unwrap_or(0),
         cache_write_1h: 0,
     })
+}
+
+/// The InvokeModel models AWS bills per unit rather than per token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PerUnit {
+    Image,
+    Rerank,
+}
+
+/// Model id prefixes (a profile prefix or ARN taken off) billed per image or per search unit.
+const UNIT_MODELS: [(&str, PerUnit); 5] = [
+    ("amazon.nova-canvas", PerUnit::Image),
+    ("amazon.titan-image-generator", PerUnit::Image),
+    ("stability.", PerUnit::Image),
+    ("cohere.rerank", PerUnit::Rerank),
+    ("amazon.rerank", PerUnit::Rerank),
+];
+
+fn units_family(model_id: &str) -> Option<PerUnit> {
+    let id = Arn::parse(model_id).map_or(model_id, |a| a.resource_id);
+    let base = split_profile(id).1;
+    UNIT_MODELS
+        .iter()
+        .find(|(prefix, _)| base.starts_with(prefix))
+        .map(|(_, unit)| *unit)
+}
+
+/// The image settings of a Nova Canvas or Titan Image request; Stability requests have none
+/// (their images are priced the same whatever the size).
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ImageRequest {
+    #[serde(default)]
+    image_generation_config: Option<ImageConfig>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ImageConfig {
+    quality: Option<String>,
+    width: Option<u64>,
+    height: Option<u64>,
+}
+
+/// Nova Canvas and Titan Image default to 1024×1024 at standard quality.
+const DEFAULT_SIDE: u64 = 1024;
+
+/// The quality and size an image request asks for. A body the meter cannot read is Bedrock's
+/// to refuse: it goes on, priced at the defaults if Bedrock answers it.
+fn image_request(body: &[u8]) -> Asked {
+    let request: ImageRequest = serde_json::from_slice(body).unwrap_or_default();
+    let config = request.image_generation_config.unwrap_or_default();
+    let quality = config
+        .quality
+        .as_deref()
+        .and_then(Quality::parse)
+        .unwrap_or_default();
+    let pixels = config
+        .width
+        .unwrap_or(DEFAULT_SIDE)
+        .saturating_mul(config.height.unwrap_or(DEFAULT_SIDE));
+    Asked {
+        units: Units {
+            image_quality: quality,
+            image_pixels: pixels,
+            ..Units::default()
+        },
+        answer: Some(Answer::JsonBody(read_images)),
+        ..Asked::default()
+    }
+}
+
+#[derive(Deserialize)]
+struct ImageAnswer {
+    images: Vec<serde::de::IgnoredAny>,
+}
+
+/// The images an image model's answer holds: every one is billed.
+pub fn read_images(body: &[u8]) -> Result<Found, Missing> {
+    let answer: ImageAnswer = serde_json::from_slice(body).map_err(|_| Missing::Unparseable)?;
+    let mut found = Found::usage(Usage::default());
+    found.units.images = answer.images.len() as u64;
+    Ok(found)
+}
+
+/// Documents per search unit: AWS counts a rerank query of up to 100 documents as one.
+pub const DOCUMENTS_PER_SEARCH_UNIT: u64 = 100;
+
+#[derive(Deserialize)]
+struct RerankRequest {
+    documents: Vec<serde::de::IgnoredAny>,
+}
+
+/// A rerank request's search units, from its documents; its answer has nothing more to read.
+fn rerank_request(body: &[u8]) -> Asked {
+    let search_units = serde_json::from_slice::<RerankRequest>(body).map_or(1, |r| {
+        (r.documents.len() as u64)
+            .div_ceil(DOCUMENTS_PER_SEARCH_UNIT)
+            .max(1)
+    });
+    Asked {
+        units: Units {
+            search_units,
+            ..Units::default()
+        },
+        answer: Some(Answer::Accepted),
+        ..Asked::default()
+    }
 }
 
 const METRICS_KEY: &[u8] = b"amazon-bedrock-invocationMetrics";

@@ -221,11 +221,13 @@ pub enum Operation {
     Responses,
     /// `POST /anthropic/v1/messages`, streamed or not.
     AnthropicMessages,
+    /// `POST /async-invoke`: an asynchronous job (Nova Reel video), metered when accepted.
+    StartAsyncInvoke,
     Other,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 10] = [
+    pub const ALL: [Operation; 11] = [
         Operation::Converse,
         Operation::ConverseStream,
         Operation::InvokeModel,
@@ -235,6 +237,7 @@ impl Operation {
         Operation::ChatCompletions,
         Operation::Responses,
         Operation::AnthropicMessages,
+        Operation::StartAsyncInvoke,
         Operation::Other,
     ];
 
@@ -249,6 +252,7 @@ impl Operation {
             Operation::ChatCompletions => "ChatCompletions",
             Operation::Responses => "Responses",
             Operation::AnthropicMessages => "AnthropicMessages",
+            Operation::StartAsyncInvoke => "StartAsyncInvoke",
             Operation::Other => "Other",
         }
     }

@@ -357,11 +357,15 @@ impl Inner {
                 let cost = quote.as_ref().and_then(|q| q.cost);
                 m.usage(&series, &u, cost.as_ref());
                 m.service_tier(&series, &model, tier);
-                let units_quote = (!units.is_empty()).then(|| {
-                    price_units(&units, entry.map(|e| &e.units), card.guardrail_rates())
-                });
+                let units_quote = (!units.is_empty())
+                    .then(|| price_units(&units, entry.map(|e| &e.units), card.guardrail_rates()));
                 if let Some(q) = &units_quote {
-                    m.units(&series, &units, &q.cost, if q.unpriced { 0 } else { q.priced });
+                    m.units(
+                        &series,
+                        &units,
+                        &q.cost,
+                        if q.unpriced { 0 } else { q.priced },
+                    );
                 }
                 let has_tokens = u.prompt_total() > 0 || u.output > 0;
                 // Tokens with no price, or a call with nothing priced at all: never $0.

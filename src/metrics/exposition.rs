@@ -126,9 +126,7 @@ impl Exposition {
                 | Part::Units
                 | Part::Cost
                 | Part::OutputTokens
-                | Part::InputTokens => {
-                    self.series.len()
-                }
+                | Part::InputTokens => self.series.len(),
                 Part::Registry => {
                     let mut bytes = Vec::new();
                     TextEncoder::new().encode(&metrics.registry.gather(), &mut bytes)?;

@@ -220,7 +220,10 @@ async fn respond(
     let operation = route.operation;
     let asked = match operation {
         Operation::ChatCompletions | Operation::Responses | Operation::AnthropicMessages => {
-            match route.family.request(operation, route.model_id.as_deref(), &body) {
+            match route
+                .family
+                .request(operation, route.model_id.as_deref(), &body)
+            {
                 Ok(asked) => asked,
                 Err(BadBody(reason)) => return faults::validation(&reason),
             }
@@ -274,7 +277,7 @@ async fn respond(
         Operation::AnthropicMessages => {
             messages::messages(&call, stream, &body).map_err(Into::into)
         }
-        Operation::Other => Ok(converse::json_response(&json!({}))),
+        Operation::StartAsyncInvoke | Operation::Other => Ok(converse::json_response(&json!({}))),
     };
     answer.unwrap_or_else(|e| {
         bedrock_error(

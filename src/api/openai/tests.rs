@@ -78,7 +78,11 @@ fn a_stream_without_usage_is_asked_for_it_by_splicing() {
     // Not a stream, or Responses (which always reports usage): nothing to ask for.
     assert_eq!(chat(r#"{"model":"m","stream":false}"#).rewrite, None);
     let asked = OpenAi
-        .request(Operation::Responses, None, br#"{"model":"m","stream":true}"#)
+        .request(
+            Operation::Responses,
+            None,
+            br#"{"model":"m","stream":true}"#,
+        )
         .unwrap();
     assert!(asked.stream && asked.rewrite.is_none());
 }

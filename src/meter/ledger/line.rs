@@ -108,13 +108,33 @@ pub struct LineCostByType<'a> {
     #[serde(default, borrow, deserialize_with = "borrowed_opt")]
     pub cache_write: Option<Cow<'a, str>>,
     /// The non-token cost types, written only when the call had a cost of that type.
-    #[serde(default, borrow, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        borrow,
+        deserialize_with = "borrowed_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub image: Option<Cow<'a, str>>,
-    #[serde(default, borrow, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        borrow,
+        deserialize_with = "borrowed_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub video: Option<Cow<'a, str>>,
-    #[serde(default, borrow, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        borrow,
+        deserialize_with = "borrowed_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub rerank: Option<Cow<'a, str>>,
-    #[serde(default, borrow, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        borrow,
+        deserialize_with = "borrowed_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub guardrail: Option<Cow<'a, str>>,
 }
 

@@ -34,7 +34,9 @@ fn images_are_priced_by_quality_and_size_band() {
     );
     // One pixel over the band: the larger price.
     assert_eq!(
-        cost(images(1, Quality::Standard, 1024 * 1024 + 1)).cost.image,
+        cost(images(1, Quality::Standard, 1024 * 1024 + 1))
+            .cost
+            .image,
         60_000 * 1_000_000
     );
     assert_eq!(
@@ -62,7 +64,11 @@ fn images_are_priced_by_quality_and_size_band() {
     );
     assert!(q.unpriced);
     assert_eq!(q.cost.total(), 0);
-    let q = price_units(&images(1, Quality::Standard, 0), None, &GuardrailRates::default());
+    let q = price_units(
+        &images(1, Quality::Standard, 0),
+        None,
+        &GuardrailRates::default(),
+    );
     assert!(q.unpriced);
 }
 

@@ -11,10 +11,10 @@ use toml::Spanned;
 
 use super::raw::{RawAdjust, RawCard, RawGuardrails, RawModel};
 use super::{ArnMapping, CardError, CardErrors, LoadedCard, RateCard};
+use crate::pricing::billing_units::{GuardrailRates, ImageBand, Policy, Quality, UnitPrices};
 use crate::pricing::date::CardDate;
 use crate::pricing::entry::{Adjust, LongContext, ModelPrice, Profiles, RegionPrice, Tiers};
 use crate::pricing::model_id::split_profile;
-use crate::pricing::billing_units::{GuardrailRates, ImageBand, Policy, Quality, UnitPrices};
 use crate::pricing::units::{Multiplier, Rates};
 
 /// Collects located errors and warnings while validating.
@@ -321,7 +321,10 @@ impl Checker<'_> {
                 Some(q) => Quality::parse(q.get_ref()).unwrap_or_else(|| {
                     self.error(
                         Some(q.span()),
-                        format!("{id}: per_image quality {:?} is not \"standard\" or \"premium\"", q.get_ref()),
+                        format!(
+                            "{id}: per_image quality {:?} is not \"standard\" or \"premium\"",
+                            q.get_ref()
+                        ),
                     );
                     Quality::Standard
                 }),
@@ -343,7 +346,10 @@ impl Checker<'_> {
             {
                 self.error(
                     Some(band.span()),
-                    format!("{id}: per_image has two {} bands for the same size", quality.as_str()),
+                    format!(
+                        "{id}: per_image has two {} bands for the same size",
+                        quality.as_str()
+                    ),
                 );
             }
             images.push(ImageBand {
@@ -410,9 +416,7 @@ impl Checker<'_> {
             .iter_mut()
             .zip(Policy::ALL.iter().zip(raw.in_order()))
         {
-            *slot = value.map(|v| {
-                self.unit_price(&format!("guardrails.{}", policy.key()), v)
-            });
+            *slot = value.map(|v| self.unit_price(&format!("guardrails.{}", policy.key()), v));
         }
         rates
     }
