@@ -212,7 +212,7 @@ pub struct EstimateArgs {
     #[arg(long)]
     pub model: String,
     /// Characters of prompt text; estimated as one token per 4 characters, rounded up.
-    #[arg(long)]
+    #[arg(long, default_value_t = 0)]
     pub input_chars: u64,
     /// Output tokens expected (the call's maxTokens gives an upper bound) [default: 0, only the
     /// input is estimated].
@@ -224,6 +224,21 @@ pub struct EstimateArgs {
     /// Service tier: default, priority, flex.
     #[arg(long, value_parser = parse_tier)]
     pub tier: Option<crate::pricing::Tier>,
+    /// Images generated per call (image models: Nova Canvas, Titan Image, Stability).
+    #[arg(long, default_value_t = 0)]
+    pub images: u64,
+    /// Image quality: standard or premium.
+    #[arg(long, default_value = "standard", value_parser = parse_quality)]
+    pub quality: crate::pricing::billing_units::Quality,
+    /// Image size, WIDTHxHEIGHT [default: 1024x1024].
+    #[arg(long, value_parser = parse_size)]
+    pub size: Option<u64>,
+    /// Seconds of video per call (Nova Reel).
+    #[arg(long, default_value_t = 0)]
+    pub video_seconds: u64,
+    /// Rerank search units per call (one per query of up to 100 documents).
+    #[arg(long, default_value_t = 0)]
+    pub search_units: u64,
     /// Calls, to estimate a batch or a day's traffic.
     #[arg(long, default_value_t = 1)]
     pub calls: u64,
@@ -234,6 +249,22 @@ pub struct EstimateArgs {
         default_value = "rates/bedrock.toml"
     )]
     pub rates: PathBuf,
+}
+
+fn parse_quality(s: &str) -> Result<crate::pricing::billing_units::Quality, String> {
+    crate::pricing::billing_units::Quality::parse(s)
+        .ok_or_else(|| format!("{s:?} is not an image quality (standard, premium)"))
+}
+
+/// `WIDTHxHEIGHT` as a pixel count.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let bad = || format!("{s:?} is not WIDTHxHEIGHT (e.g. 1280x720)");
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    let (w, h): (u64, u64) = (w.parse().map_err(|_| bad())?, h.parse().map_err(|_| bad())?);
+    if w == 0 || h == 0 {
+        return Err(bad());
+    }
+    Ok(w.saturating_mul(h))
 }
 
 fn parse_tier(s: &str) -> Result<crate::pricing::Tier, String> {

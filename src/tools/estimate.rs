@@ -1,6 +1,8 @@
 //! `bedrock-meter estimate`: what a call would cost before it is made. Input tokens are
 //! estimated as characters ÷ 4 (rounded up), the rule of thumb for English text; output is
-//! taken at the call's `maxTokens`, so the figure is an upper bound for output.
+//! taken at the call's `maxTokens`, so the figure is an upper bound for output. Calls billed
+//! per unit are priced from the units given: images (by quality and size), seconds of video,
+//! search units.
 
 use std::fmt::Write as _;
 
@@ -8,7 +10,8 @@ use crate::cli::EstimateArgs;
 use crate::money::usd_trimmed;
 use std::time::SystemTime;
 
-use crate::pricing::{Call, RateCard, Usage};
+use crate::pricing::billing_units::{UnitCost, Units, price_units};
+use crate::pricing::{Call, Cost, RateCard, Usage};
 
 /// Characters per token in the estimate.
 pub const CHARS_PER_TOKEN: u64 = 4;
@@ -20,12 +23,16 @@ pub struct Estimate {
     /// Per call, pico-dollars.
     pub input_pico: u64,
     pub output_pico: u64,
+    /// Per call, pico-dollars: images, video and search units.
+    pub units_pico: UnitCost,
     pub calls: u64,
 }
 
 impl Estimate {
     pub fn per_call(&self) -> u64 {
-        self.input_pico.saturating_add(self.output_pico)
+        self.input_pico
+            .saturating_add(self.output_pico)
+            .saturating_add(self.units_pico.total())
     }
 
     pub fn total(&self) -> u64 {
@@ -39,6 +46,10 @@ pub enum EstimateError {
     Unpriced(String),
     #[error("{0} is billed by time (provisioned throughput or reserved tier), not per token")]
     NoTokenPrice(String),
+    #[error(
+        "{0} has no price in the rate card for the units given (see `per_image`, `per_video_second`, `per_search_unit` in docs/rate-card.md)"
+    )]
+    NoUnitPrice(String),
 }
 
 pub fn estimate(card: &RateCard, args: &EstimateArgs) -> Result<Estimate, EstimateError> {
@@ -57,15 +68,33 @@ pub fn estimate(card: &RateCard, args: &EstimateArgs) -> Result<Estimate, Estima
         output: output_tokens,
         ..Usage::default()
     };
-    let cost = resolved
-        .quote(&usage, args.tier.unwrap_or_default())
-        .cost
-        .ok_or_else(|| EstimateError::NoTokenPrice(args.model.clone()))?;
+    let entry = resolved.model();
+    let cost = if entry.per_token {
+        resolved
+            .quote(&usage, args.tier.unwrap_or_default())
+            .cost
+            .ok_or_else(|| EstimateError::NoTokenPrice(args.model.clone()))?
+    } else {
+        Cost::default()
+    };
+    let units = Units {
+        images: args.images,
+        image_quality: args.quality,
+        image_pixels: args.size.unwrap_or(1024 * 1024),
+        video_seconds: args.video_seconds,
+        search_units: args.search_units,
+        ..Units::default()
+    };
+    let quote = price_units(&units, Some(&entry.units), card.guardrail_rates());
+    if quote.unpriced {
+        return Err(EstimateError::NoUnitPrice(args.model.clone()));
+    }
     Ok(Estimate {
         input_tokens,
         output_tokens,
         input_pico: cost.input,
         output_pico: cost.output,
+        units_pico: quote.cost,
         calls: args.calls,
     })
 }
@@ -97,6 +126,20 @@ pub fn render(card: &RateCard, args: &EstimateArgs, e: &Estimate) -> String {
             );
         }
     }
+    for (what, count, pico) in [
+        ("images", args.images, e.units_pico.image),
+        ("video", args.video_seconds, e.units_pico.video),
+        ("rerank", args.search_units, e.units_pico.rerank),
+    ] {
+        if count > 0 {
+            let unit = match what {
+                "images" => format!("{count} {} images", args.quality.as_str()),
+                "video" => format!("{count} seconds"),
+                _ => format!("{count} search units"),
+            };
+            let _ = writeln!(out, "{what:<8} {unit}  ${}", usd_trimmed(pico));
+        }
+    }
     let _ = writeln!(out, "per call ${}", usd_trimmed(e.per_call()));
     if e.calls != 1 {
         let _ = writeln!(out, "{} calls ${}", e.calls, usd_trimmed(e.total()));
@@ -118,6 +161,11 @@ mod tests {
             calls,
             region: None,
             tier: None,
+            images: 0,
+            quality: Default::default(),
+            size: None,
+            video_seconds: 0,
+            search_units: 0,
             rates: "unused".into(),
         }
     }

@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use super::validate::to_micros;
 use super::*;
+use crate::pricing::billing_units::{Policy, Quality};
 use crate::pricing::date;
 use crate::pricing::units::{Call, Rates, Tier};
 
@@ -331,4 +332,116 @@ fn shipped_card_is_valid() {
     assert!(l.card.updated().is_some());
     let haiku = rates_now(&l.card, "us.anthropic.claude-3-haiku-20240307-v1:0").unwrap();
     assert_eq!((haiku.input, haiku.output), (250_000, 1_250_000));
+}
+
+#[test]
+fn unit_prices_and_guardrails() {
+    let text = r#"version = "u"
+[guardrails]
+content_policy = 0.15
+word_policy = 0
+
+[[model]]
+id = "amazon.nova-canvas-v1:0"
+per_image = [
+  { quality = "premium", usd = 0.08 },
+  { max_pixels = 1048576, usd = 0.04 },
+  { quality = "premium", max_pixels = 1048576, usd = 0.06 },
+  { usd = 0.06 },
+]
+
+[[model]]
+id = "amazon.nova-reel-v1:1"
+per_video_second = 0.08
+
+[[model]]
+id = "cohere.rerank-v3-5:0"
+per_search_unit = 0.002
+"#;
+    let card = RateCard::parse(text, "u.toml").unwrap().card;
+    let entry = |id: &str| {
+        card.resolve(&Call {
+            model_id: id,
+            region: None,
+            latency_optimized: false,
+            at: SystemTime::now(),
+        })
+        .unwrap()
+        .model()
+        .clone()
+    };
+    let canvas = entry("us.amazon.nova-canvas-v1:0");
+    assert!(!canvas.per_token && !canvas.caching);
+    assert_eq!(
+        canvas.units.image(Quality::Standard, 1024 * 1024),
+        Some(40_000)
+    );
+    assert_eq!(
+        canvas.units.image(Quality::Standard, 2048 * 2048),
+        Some(60_000)
+    );
+    assert_eq!(canvas.units.image(Quality::Premium, 0), Some(60_000));
+    assert_eq!(
+        canvas.units.image(Quality::Premium, 1024 * 1025),
+        Some(80_000)
+    );
+    assert_eq!(
+        entry("amazon.nova-reel-v1:1").units.video_second,
+        Some(80_000)
+    );
+    assert_eq!(entry("cohere.rerank-v3-5:0").units.search_unit, Some(2_000));
+    let g = card.guardrail_rates();
+    assert_eq!(g.get(Policy::Content), Some(150_000));
+    assert_eq!(g.get(Policy::Word), Some(0));
+    assert_eq!(g.get(Policy::Topic), None);
+}
+
+#[test]
+fn unit_price_errors_name_the_line() {
+    let errors = |text: &str| -> Vec<String> {
+        RateCard::parse(text, "u.toml")
+            .unwrap_err()
+            .0
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    assert_eq!(
+        errors("version = \"u\"\n[[model]]\nid = \"m\"\n"),
+        [
+            "u.toml:3: m: needs `input` and `output` (USD per 1M tokens), or a unit price (`per_image`, `per_video_second`, `per_search_unit`)"
+        ]
+    );
+    assert_eq!(
+        errors(
+            "version = \"u\"\n[[model]]\nid = \"amazon.nova-canvas-v1:0\"\ninput = 1\noutput = 1\ncaching = false\n"
+        ),
+        ["u.toml:3: amazon.nova-canvas-v1:0: AWS bills this model per unit: it needs `per_image`"]
+    );
+    assert_eq!(
+        errors(
+            "version = \"u\"\n[[model]]\nid = \"stability.sd3-5-large-v1:0\"\nper_image = [\n  { max_pixels = 100, usd = 0.04 },\n]\n"
+        ),
+        [
+            "u.toml:4: stability.sd3-5-large-v1:0: per_image has no standard band without max_pixels, so larger images would have no price"
+        ]
+    );
+    assert_eq!(
+        errors(
+            "version = \"u\"\n[[model]]\nid = \"x\"\nper_image = [{ quality = \"ultra\", usd = 0.04 }]\n"
+        ),
+        ["u.toml:4: x: per_image quality \"ultra\" is not \"standard\" or \"premium\""]
+    );
+    assert_eq!(
+        errors("version = \"u\"\n[[model]]\nid = \"x\"\nper_video_second = 5000\n"),
+        ["u.toml:4: x: per_video_second is over $1,000 per unit; is the unit wrong?"]
+    );
+    assert_eq!(
+        errors("version = \"u\"\n[guardrails]\ncontent_policy = -1\n"),
+        ["u.toml:3: guardrails.content_policy must be a non-negative number"]
+    );
+    assert!(
+        errors("version = \"u\"\n[guardrails]\nimage_policy = 1\n")[0]
+            .contains("unknown field `image_policy`")
+    );
 }
