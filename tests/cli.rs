@@ -171,7 +171,7 @@ async fn serve_meters_in_front_of_the_simulator() {
     let (status, _, body) = http_get(&format!("{admin}/rates")).await;
     assert_eq!(status, 200);
     let rates: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(rates["version"], "2026-11");
+    assert_eq!(rates["version"], "2026-12");
     let lite = rates["models"]
         .as_array()
         .unwrap()

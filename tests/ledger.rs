@@ -106,7 +106,7 @@ async fn ledger_sums_equal_the_counters_and_report_totals_equal_the_ledger() {
         m.value("bedrock_requests_total", &[]) as u64
     );
     for line in &lines {
-        assert_eq!(line["rate_card"], "2026-11");
+        assert_eq!(line["rate_card"], "2026-12");
         assert!(line["time"].as_str().unwrap().ends_with('Z'));
         // Every call Bedrock answered carries its request id.
         assert!(line["request_id"].as_str().is_some(), "{line}");

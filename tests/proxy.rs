@@ -80,7 +80,7 @@ async fn converse_is_metered_and_priced_exactly() {
     );
     assert_eq!(m.value("bedrock_in_flight_requests", &[]), 0.0);
     assert_eq!(
-        m.value("bedrock_rate_card_info", &[("version", "2026-11")]),
+        m.value("bedrock_rate_card_info", &[("version", "2026-12")]),
         1.0
     );
     assert_eq!(

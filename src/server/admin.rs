@@ -47,15 +47,46 @@ pub async fn handle(admin: Arc<Admin>, req: Request<Incoming>) -> Response<Admin
                 .models()
                 .iter()
                 .map(|m| {
-                    serde_json::json!({
+                    let mut entry = serde_json::json!({
                         "id": m.id,
                         "name": m.name,
-                        "input": micros(m.rates.input),
-                        "output": micros(m.rates.output),
-                        "cache_read": micros(m.rates.cache_read),
-                        "cache_write": micros(m.rates.cache_write),
-                        "caching": m.caching,
-                    })
+                    });
+                    if let serde_json::Value::Object(map) = &mut entry {
+                        if m.per_token {
+                            for (key, rate) in [
+                                ("input", m.rates.input),
+                                ("output", m.rates.output),
+                                ("cache_read", m.rates.cache_read),
+                                ("cache_write", m.rates.cache_write),
+                            ] {
+                                map.insert(key.into(), micros(rate));
+                            }
+                            map.insert("caching".into(), m.caching.into());
+                        }
+                        // Unit prices are USD per unit (an image, a second, a search unit).
+                        if !m.units.images.is_empty() {
+                            let bands: Vec<_> = m
+                                .units
+                                .images
+                                .iter()
+                                .map(|b| {
+                                    serde_json::json!({
+                                        "quality": b.quality.as_str(),
+                                        "max_pixels": b.max_pixels,
+                                        "usd": micros(b.price),
+                                    })
+                                })
+                                .collect();
+                            map.insert("per_image".into(), bands.into());
+                        }
+                        if let Some(p) = m.units.video_second {
+                            map.insert("per_video_second".into(), micros(p));
+                        }
+                        if let Some(p) = m.units.search_unit {
+                            map.insert("per_search_unit".into(), micros(p));
+                        }
+                    }
+                    entry
                 })
                 .collect();
             let body = serde_json::json!({
