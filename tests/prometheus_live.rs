@@ -36,6 +36,7 @@ const NOVA_LITE: &str = "amazon.nova-lite-v1:0";
 const HAIKU_3: &str = "anthropic.claude-3-haiku-20240307-v1:0";
 const US_HAIKU_35: &str = "us.anthropic.claude-3-5-haiku-20241022-v1:0";
 const UNPRICED: &str = "acme.mystery-model-v1:0";
+const NOVA_CANVAS: &str = "amazon.nova-canvas-v1:0";
 /// A default prompt router; the simulator routes it to Claude 3.5 Haiku.
 const ROUTER: &str =
     "arn:aws:bedrock:us-east-1:123456789012:default-prompt-router/anthropic.claude:1";
@@ -622,6 +623,16 @@ async fn round(app: &str, client: &Client, n: u32) {
         }
         "batch" => {
             converse(client, NOVA_LITE, "[[sim input=2000 output=60]]").await;
+            // An image, billed per image rather than per token.
+            let _ = client
+                .invoke_model()
+                .model_id(NOVA_CANVAS)
+                .content_type("application/json")
+                .body(aws_sdk_bedrockruntime::primitives::Blob::new(
+                    r#"{"taskType":"TEXT_IMAGE","textToImageParams":{"text":"a chart"},"imageGenerationConfig":{"numberOfImages":1,"width":1024,"height":1024}}"#,
+                ))
+                .send()
+                .await;
             // Served at Priority, which the card does not price for Nova Micro: a fallback
             // price, counted in bedrock_pricing_anomalies_total.
             if n.is_multiple_of(2) {
