@@ -1,5 +1,6 @@
-//! The OpenAI-compatible and Anthropic Messages families: the request readers (model, stream,
-//! the include_usage splice), the answer readers, and the SSE tap and filter. No panic, and:
+//! The families that read request bodies or answer non-token units — OpenAI-compatible,
+//! Anthropic Messages, image and rerank InvokeModel, StartAsyncInvoke, ApplyGuardrail — and the
+//! SSE tap and filter. No panic, and:
 //! - a spliced body is still JSON, asks for usage, and differs from the client's in
 //!   `stream_options` only;
 //! - usage read from a stream, and the bytes the filter lets through, do not depend on where
@@ -10,7 +11,7 @@
 //! stream.
 #![no_main]
 
-use bedrock_meter::api::{Family, Operation, anthropic, openai};
+use bedrock_meter::api::{Family, Operation, anthropic, async_invoke, converse, guardrail, invoke, openai};
 use bedrock_meter::proxy::tap::sse::{SseTap, Stripper, usage_of};
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
@@ -58,6 +59,23 @@ fuzz_target!(|input: &[u8]| {
             assert_eq!(sent, original);
         }
     }
+
+    // Units: an image count cannot exceed the bytes that hold it; nothing else may panic.
+    for (family, op, model) in [
+        (&invoke::Invoke as &dyn Family, Operation::InvokeModel, "amazon.nova-canvas-v1:0"),
+        (&invoke::Invoke, Operation::InvokeModel, "us.stability.sd3-5-large-v1:0"),
+        (&invoke::Invoke, Operation::InvokeModel, "cohere.rerank-v3-5:0"),
+        (&async_invoke::AsyncInvoke, Operation::StartAsyncInvoke, ""),
+    ] {
+        if let Ok(asked) = family.request(op, Some(model), data) {
+            assert!(asked.units.search_units <= data.len() as u64 / 100 + 1);
+        }
+    }
+    if let Ok(found) = invoke::read_images(data) {
+        assert!(found.units.images <= data.len() as u64);
+    }
+    let _ = guardrail::read_answer(data);
+    let _ = converse::read_answer(data);
 
     // OpenAI's usage has no cache writes; cached tokens are reads taken out of the prompt.
     for reader in [openai::read_chat as fn(&[u8]) -> _, openai::read_response] {

@@ -10,7 +10,11 @@ use super::{
     Answer, Asked, Family, Found, Missing, Operation, PerformanceObject, Route, Served, TierObject,
     Unreadable, model_path,
 };
+use std::collections::HashMap;
+
+use super::guardrail::GuardrailUsage;
 use crate::pricing::Usage;
+use crate::pricing::billing_units::{PolicyUnits, Units};
 
 pub struct Converse;
 
@@ -50,11 +54,48 @@ struct ConverseBody {
     trace: Option<Trace>,
 }
 
-/// The part of a Converse `trace` the meter reads: which model a prompt router chose.
+/// The parts of a Converse `trace` the meter reads: which model a prompt router chose, and
+/// the guardrail's assessments with the policy units they used.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Trace {
     prompt_router: Option<RouterTrace>,
+    guardrail: Option<GuardrailTrace>,
+}
+
+/// `trace.guardrail`: the input assessment and the output assessments, each by guardrail id.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GuardrailTrace {
+    #[serde(default)]
+    input_assessment: HashMap<String, Assessment>,
+    #[serde(default)]
+    output_assessments: HashMap<String, Vec<Assessment>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Assessment {
+    invocation_metrics: Option<AssessmentMetrics>,
+}
+
+#[derive(Deserialize)]
+struct AssessmentMetrics {
+    usage: Option<GuardrailUsage>,
+}
+
+/// The guardrail policy units every assessment in a trace used, added up.
+fn guardrail_units(trace: Option<&Trace>) -> PolicyUnits {
+    let Some(g) = trace.and_then(|t| t.guardrail.as_ref()) else {
+        return PolicyUnits::default();
+    };
+    g.input_assessment
+        .values()
+        .chain(g.output_assessments.values().flatten())
+        .filter_map(|a| a.invocation_metrics.as_ref()?.usage.as_ref())
+        .fold(PolicyUnits::default(), |sum, u| {
+            sum.plus(PolicyUnits::from(u))
+        })
 }
 
 #[derive(Deserialize)]
@@ -68,6 +109,15 @@ fn invoked(trace: Option<Trace>) -> Option<String> {
         .prompt_router?
         .invoked_model_id
         .filter(|id| !id.is_empty() && id.len() <= super::MAX_MODEL_ID_LEN)
+}
+
+/// What a trace says besides tokens: the model a router chose, and guardrail units.
+fn traced(trace: Option<Trace>) -> (Option<String>, Units) {
+    let units = Units {
+        guardrail: guardrail_units(trace.as_ref()),
+        ..Units::default()
+    };
+    (invoked(trace), units)
 }
 
 /// The `usage` object shared by Converse and the ConverseStream `metadata` event.
@@ -117,11 +167,12 @@ pub fn read_answer(body: &[u8]) -> Result<Found, Missing> {
     serde_json::from_slice::<ConverseBody>(body)
         .map(|b| {
             let served = Served::from_json(b.service_tier.as_ref(), b.performance_config.as_ref());
+            let (invoked_model, units) = traced(b.trace);
             Found {
                 usage: b.usage.into(),
                 served: Some(served),
-                invoked_model: invoked(b.trace),
-                units: Default::default(),
+                invoked_model,
+                units,
             }
         })
         .map_err(|_| Missing::Unparseable)
@@ -153,14 +204,15 @@ pub fn read_event(
     }
     serde_json::from_slice::<Metadata>(payload)
         .map(|m| {
+            let (invoked_model, units) = traced(m.trace);
             Some(Found {
                 usage: m.usage.into(),
                 served: Some(Served::from_json(
                     m.service_tier.as_ref(),
                     m.performance_config.as_ref(),
                 )),
-                invoked_model: invoked(m.trace),
-                units: Default::default(),
+                invoked_model,
+                units,
             })
         })
         .map_err(|_| Unreadable)
@@ -223,5 +275,26 @@ mod tests {
         ] {
             assert_eq!(read_body(bad), Err(Missing::Unparseable));
         }
+    }
+
+    #[test]
+    fn guardrail_trace_units_add_up() {
+        let body = br#"{"usage":{"inputTokens":5,"outputTokens":6,"totalTokens":11},
+            "stopReason":"guardrail_intervened",
+            "trace":{"guardrail":{
+              "inputAssessment":{"gr1":{"invocationMetrics":{"guardrailProcessingLatency":10,
+                 "usage":{"topicPolicyUnits":1,"contentPolicyUnits":2,"wordPolicyUnits":0,
+                   "sensitiveInformationPolicyUnits":1,"sensitiveInformationPolicyFreeUnits":0,
+                   "contextualGroundingPolicyUnits":0}}}},
+              "outputAssessments":{"gr1":[{"invocationMetrics":{"usage":{"topicPolicyUnits":1,
+                   "contentPolicyUnits":3,"wordPolicyUnits":0,"sensitiveInformationPolicyUnits":0,
+                   "sensitiveInformationPolicyFreeUnits":0,"contextualGroundingPolicyUnits":2}}},
+                 {"topicPolicy":{"topics":[]}}]}}}}"#;
+        let found = read_answer(body).unwrap();
+        assert_eq!(found.units.guardrail.0, [2, 5, 0, 1, 0, 2, 0, 0]);
+        assert_eq!(found.usage.input, 5);
+        // No trace, no units.
+        let plain = br#"{"usage":{"inputTokens":1,"outputTokens":2,"totalTokens":3}}"#;
+        assert!(read_answer(plain).unwrap().units.is_empty());
     }
 }

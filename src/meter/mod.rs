@@ -500,6 +500,7 @@ impl Tap for Recorder {
                 if let Some(invoked) = stream.invoked_model() {
                     pending.set_invoked_model(invoked);
                 }
+                pending.add_units(stream.units());
                 Some(stream_outcome(stream.outcome(), end, &mut facts))
             }
             (Source::Sse(stream), end) => Some(stream_outcome(stream.outcome(), end, &mut facts)),

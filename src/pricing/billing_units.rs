@@ -96,7 +96,8 @@ impl PolicyUnits {
         self.0.iter().all(|&n| n == 0)
     }
 
-    fn saturating_add(self, other: PolicyUnits) -> PolicyUnits {
+    /// Both counts added up, policy by policy.
+    pub fn plus(self, other: PolicyUnits) -> PolicyUnits {
         let mut sum = self;
         for (s, o) in sum.0.iter_mut().zip(other.0) {
             *s = s.saturating_add(o);
@@ -148,7 +149,7 @@ impl Units {
             },
             video_seconds: self.video_seconds.saturating_add(later.video_seconds),
             search_units: self.search_units.saturating_add(later.search_units),
-            guardrail: self.guardrail.saturating_add(later.guardrail),
+            guardrail: self.guardrail.plus(later.guardrail),
         }
     }
 

@@ -12,6 +12,7 @@ use bytes::Bytes;
 
 use crate::api::{EventReader, Served, Unreadable};
 use crate::pricing::Usage;
+use crate::pricing::billing_units::Units;
 
 /// Largest frame the tap accepts. Bedrock's frames are a few KiB; anything bigger is treated as
 /// garbage rather than buffered.
@@ -56,6 +57,8 @@ pub struct StreamTap {
     served: Option<Served>,
     /// The model a prompt router chose, if a usage event named it.
     invoked_model: Option<String>,
+    /// Non-token units a usage event reported (a guardrail trace's policy units).
+    units: Units,
     exception: Option<String>,
     broken: bool,
 }
@@ -71,6 +74,7 @@ impl StreamTap {
             usage: None,
             served: None,
             invoked_model: None,
+            units: Units::default(),
             exception: None,
             broken: false,
         }
@@ -84,6 +88,11 @@ impl StreamTap {
     /// The model a prompt router chose, if the stream said (ConverseStream's `metadata` trace).
     pub fn invoked_model(&self) -> Option<&str> {
         self.invoked_model.as_deref()
+    }
+
+    /// Non-token units the stream reported (ConverseStream's `metadata` guardrail trace).
+    pub fn units(&self) -> Units {
+        self.units
     }
 
     /// Feed the next chunk of the body. Returns true if this chunk completed at least one frame
@@ -219,6 +228,7 @@ impl StreamTap {
                 if found.invoked_model.is_some() {
                     self.invoked_model = found.invoked_model;
                 }
+                self.units = found.units;
             }
             Ok(None) => {}
             Err(Unreadable) => self.broken = true,
