@@ -216,4 +216,40 @@ mod tests {
             "{help}"
         );
     }
+
+    #[test]
+    fn images_are_priced_by_band() {
+        let card = RateCard::parse(
+            "version = \"t\"\n[[model]]\nid = \"amazon.nova-canvas-v1:0\"\nper_image = [{ max_pixels = 1048576, usd = 0.04 }, { usd = 0.06 }, { quality = \"premium\", usd = 0.08 }]\n",
+            "c",
+        )
+        .unwrap()
+        .card;
+        let mut a = args("amazon.nova-canvas-v1:0", 0, None, 10);
+        a.images = 4;
+        a.quality = crate::pricing::billing_units::Quality::Premium;
+        a.size = Some(2048 * 2048);
+        let e = estimate(&card, &a).unwrap();
+        assert_eq!(e.units_pico.image, 4 * 80_000 * 1_000_000);
+        assert_eq!(e.total(), 10 * 4 * 80_000 * 1_000_000);
+        let text = render(&card, &a, &e);
+        assert!(
+            text.contains("images   4 premium images  $0.32\n"),
+            "{text}"
+        );
+        assert!(text.contains("10 calls $3.2\n"), "{text}");
+        // Standard, default size: the first band.
+        a.quality = crate::pricing::billing_units::Quality::Standard;
+        a.size = None;
+        assert_eq!(
+            estimate(&card, &a).unwrap().units_pico.image,
+            4 * 40_000 * 1_000_000
+        );
+        // Video on an image model: no price, refused.
+        a.video_seconds = 6;
+        assert!(matches!(
+            estimate(&card, &a),
+            Err(EstimateError::NoUnitPrice(_))
+        ));
+    }
 }
