@@ -30,7 +30,7 @@ fn run(args: &[&str]) -> (i32, String, String) {
 fn rates_check_accepts_the_shipped_card() {
     let (code, stdout, stderr) = run(&["rates", "check", "rates/bedrock.toml"]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("ok, version 2026-11"), "{stdout}");
+    assert!(stdout.contains("ok, version 2026-12"), "{stdout}");
     // The only warning the shipped card may get is that its prices have aged past 90 days.
     let (others, stale): (Vec<&str>, Vec<&str>) = stderr
         .lines()

@@ -596,7 +596,7 @@ fn the_minimal_card_prices_ids_profiles_and_arns() {
     let loaded = RateCard::parse(MINIMAL, "minimal.toml").unwrap();
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     let card = loaded.card;
-    assert_eq!(card.version, "2026-12");
+    assert_eq!(card.version, "2026-11");
     for id in [
         "anthropic.claude-3-haiku-20240307-v1:0",
         "us.anthropic.claude-3-haiku-20240307-v1:0",

@@ -587,6 +587,16 @@ async fn round(app: &str, client: &Client, n: u32) {
             );
             converse(client, NOVA_MICRO, &p).await;
             converse(client, UNPRICED, "[[sim input=300 output=40]]").await;
+            // An image, billed per image rather than per token.
+            let _ = client
+                .invoke_model()
+                .model_id(NOVA_CANVAS)
+                .content_type("application/json")
+                .body(aws_sdk_bedrockruntime::primitives::Blob::new(
+                    r#"{"taskType":"TEXT_IMAGE","textToImageParams":{"text":"a chart"},"imageGenerationConfig":{"numberOfImages":1,"width":1024,"height":1024}}"#,
+                ))
+                .send()
+                .await;
             if n % 5 == 4 {
                 converse(client, NOVA_MICRO, "[[sim fault=malformed]]").await;
             }
@@ -603,6 +613,8 @@ async fn round(app: &str, client: &Client, n: u32) {
                 "[[sim input=120 output=15 cache_read=80 cache_write=10 ttft_ms=30 gap_ms=2{fault}]]"
             );
             converse_stream(client, US_HAIKU_35, &p).await;
+            // A prompt router, which the simulator routes to Claude 3.5 Haiku.
+            converse(client, ROUTER, "[[sim input=70 output=12]]").await;
             invoke_stream(
                 client,
                 US_HAIKU_35,
@@ -619,20 +631,9 @@ async fn round(app: &str, client: &Client, n: u32) {
                 &format!("[[sim input=90 output=20{fault}]]"),
             )
             .await;
-            converse(client, ROUTER, "[[sim input=70 output=12]]").await;
         }
         "batch" => {
             converse(client, NOVA_LITE, "[[sim input=2000 output=60]]").await;
-            // An image, billed per image rather than per token.
-            let _ = client
-                .invoke_model()
-                .model_id(NOVA_CANVAS)
-                .content_type("application/json")
-                .body(aws_sdk_bedrockruntime::primitives::Blob::new(
-                    r#"{"taskType":"TEXT_IMAGE","textToImageParams":{"text":"a chart"},"imageGenerationConfig":{"numberOfImages":1,"width":1024,"height":1024}}"#,
-                ))
-                .send()
-                .await;
             // Served at Priority, which the card does not price for Nova Micro: a fallback
             // price, counted in bedrock_pricing_anomalies_total.
             if n.is_multiple_of(2) {
@@ -723,13 +724,13 @@ async fn dashboard_and_rules_evaluate_against_live_prometheus() {
 async fn check_all(prom: &Prometheus, dash: &Value, declared: &BTreeSet<String>) -> Vec<String> {
     let mut failures = Vec::new();
 
-    // 1. Dashboard panels: with every app and model, then with two apps and three models
+    // 1. Dashboard panels: with every app and model, then with two apps and four models
     //    picked (Grafana's multi-value regex form, dots escaped).
     let selections = [
         (".*", ".*"),
         (
             "(checkout|search)",
-            r"(amazon\\.nova-micro-v1:0|us\\.anthropic\\.claude-3-5-haiku-20241022-v1:0|acme\\.mystery-model-v1:0)",
+            r"(amazon\\.nova-micro-v1:0|us\\.anthropic\\.claude-3-5-haiku-20241022-v1:0|acme\\.mystery-model-v1:0|amazon\\.nova-canvas-v1:0)",
         ),
     ];
     for (app, model) in selections {

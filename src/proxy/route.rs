@@ -78,7 +78,10 @@ mod tests {
             post("/guardrail/gr1/version/1/apply").unwrap().operation,
             Operation::ApplyGuardrail
         );
-        assert_eq!(post("/async-invoke").unwrap().operation, Operation::Other);
+        assert_eq!(
+            post("/async-invoke").unwrap().operation,
+            Operation::StartAsyncInvoke
+        );
         assert_eq!(
             route(&Method::GET, "/async-invoke/arn%3Ax")
                 .unwrap()
