@@ -13,6 +13,7 @@
 
 use crate::api::MAX_MODEL_ID_LEN;
 use crate::pricing::Tokens;
+use crate::pricing::billing_units::Policy;
 use std::fmt;
 use std::time::Duration;
 
@@ -23,6 +24,10 @@ const CLOSE: &[u8] = b"]]";
 const MAX_MS: u64 = 24 * 60 * 60 * 1000;
 /// Bounds the text the simulator builds, so a directive cannot make it allocate without limit.
 const MAX_CHUNKS: u64 = 100_000;
+/// Images in one answer: Bedrock's image models make at most a handful.
+const MAX_IMAGES: u64 = 100;
+/// Guardrail units of one policy in one answer.
+const MAX_UNITS: u64 = 1_000_000_000;
 
 /// What a request's directive asked for; `None`/defaults where it said nothing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -39,6 +44,10 @@ pub struct Directive {
     pub chunks: Option<u64>,
     /// The model a prompt router reports it chose (`trace.promptRouter.invokedModelId`).
     pub invoked: Option<String>,
+    /// Images an image model answers with (else the request's `numberOfImages`, else 1).
+    pub images: Option<u64>,
+    /// Guardrail units per policy (`content_policy=3`, …), indexed like `Policy::ALL`.
+    pub guardrail: [Option<u64>; 8],
 }
 
 /// A fault to inject instead of (or in the middle of) a normal answer.
@@ -167,6 +176,14 @@ fn apply(d: &mut Directive, key: &str, value: &str) -> Result<(), DirectiveError
         "cache_write" => slot_u64(&mut d.tokens.cache_write, u64::MAX),
         "cache_write_1h" => slot_u64(&mut d.tokens.cache_write_1h, u64::MAX),
         "after" => slot_u64(&mut d.after, MAX_CHUNKS),
+        "images" => slot_u64(&mut d.images, MAX_IMAGES),
+        policy if Policy::ALL.iter().any(|p| p.key() == policy) => {
+            let i = Policy::ALL
+                .iter()
+                .position(|p| p.key() == policy)
+                .unwrap_or_default();
+            slot_u64(&mut d.guardrail[i], MAX_UNITS)
+        }
         "chunks" => slot_u64(&mut d.chunks, MAX_CHUNKS),
         "delay_ms" => slot_u64(&mut d.delay_ms, MAX_MS),
         "ttft_ms" => slot_u64(&mut d.ttft_ms, MAX_MS),

@@ -244,23 +244,6 @@ pub fn count_tokens(call: &Call) -> Response<SimBody> {
     json_response(&json!({"inputTokens": call.usage.input}))
 }
 
-/// A guardrail that intervenes in nothing; `usage` lists the units the service model requires.
-pub fn apply_guardrail() -> Response<SimBody> {
-    json_response(&json!({
-        "action": "NONE",
-        "outputs": [],
-        "assessments": [],
-        "usage": {
-            "topicPolicyUnits": 0,
-            "contentPolicyUnits": 0,
-            "wordPolicyUnits": 0,
-            "sensitiveInformationPolicyUnits": 0,
-            "sensitiveInformationPolicyFreeUnits": 0,
-            "contextualGroundingPolicyUnits": 0,
-        },
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

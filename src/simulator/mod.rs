@@ -32,6 +32,7 @@ mod openai;
 mod router;
 mod sse;
 mod stats;
+mod units;
 mod usage;
 
 #[cfg(test)]
@@ -266,18 +267,32 @@ async fn respond(
     let answer: Result<Response<SimBody>, BoxError> = match operation {
         Operation::Converse => Ok(converse::converse(&call)),
         Operation::ConverseStream => converse::converse_stream(&call).map_err(Into::into),
-        Operation::InvokeModel => Ok(invoke::invoke(&call)),
+        Operation::InvokeModel => Ok(match units::per_unit(&call.model) {
+            Some(units::PerUnit::Rerank) => match units::rerank(&call, &body) {
+                Ok(answer) => units::json(answer),
+                Err(reason) => return faults::validation(&reason),
+            },
+            Some(kind) => units::json(units::image(&call, kind, &body)),
+            None => invoke::invoke(&call),
+        }),
         Operation::InvokeModelWithResponseStream => {
             invoke::invoke_stream(&call).map_err(Into::into)
         }
         Operation::CountTokens => Ok(invoke::count_tokens(&call)),
-        Operation::ApplyGuardrail => Ok(invoke::apply_guardrail()),
+        Operation::ApplyGuardrail => {
+            let id = parts.uri.path().split('/').nth(2).unwrap_or_default();
+            Ok(units::json(units::apply_guardrail(&call, id, body.len())))
+        }
         Operation::ChatCompletions => openai::chat(&call, stream, &body).map_err(Into::into),
         Operation::Responses => openai::responses(&call, stream, &body).map_err(Into::into),
         Operation::AnthropicMessages => {
             messages::messages(&call, stream, &body).map_err(Into::into)
         }
-        Operation::StartAsyncInvoke | Operation::Other => Ok(converse::json_response(&json!({}))),
+        Operation::StartAsyncInvoke => match units::start_async(&call, &body) {
+            Ok(answer) => Ok(units::json(answer)),
+            Err(reason) => return faults::validation(&reason),
+        },
+        Operation::Other => Ok(converse::json_response(&json!({}))),
     };
     answer.unwrap_or_else(|e| {
         bedrock_error(

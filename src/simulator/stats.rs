@@ -20,6 +20,10 @@ pub struct SimStats {
     /// in usage that the simulator finished sending. `input` and `output` appear for every
     /// answered call (even when zero), cache types only when non-zero; faults add nothing.
     pub tokens: BTreeMap<(String, &'static str), u64>,
+    /// (model id, or the guardrail id for ApplyGuardrail; unit) -> units the simulator
+    /// answered with: `image`, `video_second`, `search_unit`, and the guardrail policy keys
+    /// (`content_policy`, …). Only non-zero counts appear.
+    pub units: BTreeMap<(String, &'static str), u64>,
     pub last_request: Option<SeenRequest>,
 }
 
@@ -86,6 +90,17 @@ impl Recorder {
             add("output", usage.output, true);
             add("cache_read", usage.cache_read, false);
             add("cache_write", usage.cache_write, false);
+        });
+    }
+
+    /// Records non-token units of an answer the simulator has just sent.
+    pub fn units_sent(&self, model: &str, unit: &'static str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.with(|s| {
+            let slot = s.units.entry((model.to_owned(), unit)).or_default();
+            *slot = slot.saturating_add(n);
         });
     }
 

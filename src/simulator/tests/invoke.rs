@@ -177,9 +177,22 @@ async fn other_operations() {
     let (status, _, v) = post_json(&sim, "/guardrail/gr1/version/1/apply", "{}").await;
     assert_eq!(status, 200);
     assert_eq!(v["action"], "NONE");
-    assert_eq!(v["usage"]["topicPolicyUnits"], 0);
-    let (status, _, v) = post_json(&sim, "/async-invoke", "{}").await;
-    assert_eq!((status, v), (StatusCode::OK, json!({})));
+    // No directive: content and topic units for a text of the body's length.
+    assert_eq!(v["usage"]["topicPolicyUnits"], 1);
+    assert_eq!(v["usage"]["wordPolicyUnits"], 0);
+    let (status, _, v) = post_json(
+        &sim,
+        "/async-invoke",
+        r#"{"modelId":"amazon.nova-reel-v1:1","modelInput":{"videoGenerationConfig":{"durationSeconds":6}}}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        v["invocationArn"]
+            .as_str()
+            .unwrap()
+            .starts_with("arn:aws:bedrock:us-east-1:123456789012:async-invoke/")
+    );
     let (status, headers, v) = post_json(&sim, "/model/x/explode?a=1", "abc").await;
     assert_eq!(status, 404);
     assert_eq!(
@@ -212,12 +225,26 @@ async fn other_operations() {
             ("ApplyGuardrail", 1),
             ("Converse", 1),
             ("CountTokens", 1),
-            ("Other", 1),
+            ("StartAsyncInvoke", 1),
             ("Unknown", 1)
         ]
     );
     // CountTokens reports no billable usage, and the rejected call none at all.
     assert!(stats.tokens.is_empty());
+    // The guardrail's and the video job's units are ground truth.
+    let units: Vec<_> = stats
+        .units
+        .iter()
+        .map(|((m, u), n)| (m.as_str(), *u, *n))
+        .collect();
+    assert_eq!(
+        units,
+        [
+            ("amazon.nova-reel-v1:1", "video_second", 6),
+            ("gr1", "content_policy", 1),
+            ("gr1", "topic_policy", 1),
+        ]
+    );
     let last = stats.last_request.unwrap();
     assert_eq!(last.method, "POST");
     assert_eq!(last.path, format!("/model/{NOVA}/converse"));
