@@ -207,7 +207,7 @@ async fn guardrail_units_are_priced_per_policy() {
     // grounding $0.10, word filters free.
     assert_eq!(
         m.cost_pico("safety", "none", "guardrail"),
-        (3 * 150 + 2 * 150 + 4 * 100 + 1 * 100) * USD / 1_000_000
+        (3 * 150 + 2 * 150 + 4 * 100 + 100) * USD / 1_000_000
     );
     assert_eq!(
         m.value(
