@@ -8,6 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
+use bedrock_meter::pricing::billing_units::Quality;
 use bedrock_meter::pricing::{Call, Tier, Usage, price};
 use bedrock_meter::tools::demo::{Demo, Row, Table};
 use common::*;
@@ -16,7 +17,7 @@ use common::*;
 /// tokens are the simulator's count for its model. `fault_every`: every n-th call of the
 /// workload carries a fault (`throttle` answers 429; `midstream` answers 200 and ends the
 /// stream with an exception, so the call reports no usage).
-const WORKLOADS: [(&str, &str, &str, Fault); 7] = [
+const WORKLOADS: [(&str, &str, &str, Fault); 9] = [
     (
         "checkout",
         "amazon.nova-micro-v1:0",
@@ -52,6 +53,19 @@ const WORKLOADS: [(&str, &str, &str, Fault); 7] = [
         "research",
         "acme.unlisted-model-v1:0",
         "Converse",
+        Fault::None,
+    ),
+    (
+        "assistant",
+        "openai.gpt-oss-20b-1:0",
+        "ChatCompletions",
+        Fault::None,
+    ),
+    // Billed per image: one standard 1024 × 1024 image a call, no tokens.
+    (
+        "design",
+        "amazon.nova-canvas-v1:0",
+        "InvokeModel",
         Fault::None,
     ),
 ];
@@ -161,7 +175,12 @@ async fn demo_table_matches_the_simulators_ground_truth() {
             cache_write: sim.token_count(model, "cache_write"),
             cache_write_1h: 0,
         };
-        assert!(usage.output > 0, "{what}");
+        let images = sim
+            .units
+            .get(&(model.to_owned(), "image"))
+            .copied()
+            .unwrap_or(0);
+        assert!(usage.output > 0 || images > 0, "{what}");
         assert_eq!(r.input, usage.input as f64, "input {what}");
         assert_eq!(r.output, usage.output as f64, "output {what}");
         assert_eq!(
@@ -185,8 +204,16 @@ async fn demo_table_matches_the_simulators_ground_truth() {
         });
         match resolved {
             Some(resolved) => {
-                let rates = resolved.rates(Tier::Default, false).unwrap();
-                let cost = price(&usage, &rates).total();
+                let cost = if images > 0 {
+                    // One standard 1024 × 1024 image a call, at the card's price per image.
+                    assert_eq!(usage, Usage::default(), "{what}");
+                    assert_eq!(images, calls, "{what}");
+                    let per_image = resolved.model().units.image(Quality::Standard, 1 << 20);
+                    images * per_image.unwrap() * 1_000_000
+                } else {
+                    let rates = resolved.rates(Tier::Default, false).unwrap();
+                    price(&usage, &rates).total()
+                };
                 assert!(cost > 0, "{what}");
                 assert!(r.priced, "{what}");
                 assert_eq!((r.cost_usd * 1e12).round() as u64, cost, "cost {what}");

@@ -2,9 +2,11 @@
 //! apps through the real AWS SDK, and a live table of what the meter saw. Needs no AWS account.
 //!
 //! The traffic mixes all four metered operations, cache reads and writes, a little throttling,
-//! an occasional stream cut by an exception, a model the rate card does not price, and one app
+//! an occasional stream cut by an exception, a model the rate card does not price, one app
 //! (`support`) whose output tokens drift upward part-way through — the bill spike the alerts
-//! exist for. The table is computed from the proxy's own `/metrics`, so what it shows is what
+//! exist for — an app (`assistant`) on Bedrock's OpenAI-compatible Chat Completions path,
+//! streamed every other call, and one (`design`) generating Nova Canvas images, billed per
+//! image. The table is computed from the proxy's own `/metrics`, so what it shows is what
 //! Prometheus would scrape.
 
 use std::collections::BTreeMap;
@@ -18,6 +20,11 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_bedrockruntime::primitives::Blob;
 use aws_sdk_bedrockruntime::types::{ContentBlock, ConversationRole, Message};
 use aws_sdk_bedrockruntime::{Client, config::AppName};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::DemoArgs;
@@ -35,6 +42,11 @@ enum Call {
     ConverseStream,
     InvokeModel,
     InvokeModelWithResponseStream,
+    /// InvokeModel on an image model: one standard 1024 × 1024 image.
+    Image,
+    /// `POST /openai/v1/chat/completions`, streamed every other call, as an OpenAI client
+    /// sends it (a bearer key, the app in `x-bedrock-meter-app`).
+    ChatCompletions,
 }
 
 /// One synthetic workload: an app calling a model in a loop.
@@ -142,6 +154,19 @@ fn workloads() -> Vec<Workload> {
                 (800, 200),
             )
         },
+        Workload {
+            every_ms: 250,
+            ..w(
+                "assistant",
+                "openai.gpt-oss-20b-1:0",
+                Call::ChatCompletions,
+                (900, 120),
+            )
+        },
+        Workload {
+            every_ms: 1_000,
+            ..w("design", "amazon.nova-canvas-v1:0", Call::Image, (0, 0))
+        },
     ]
 }
 
@@ -178,14 +203,21 @@ impl Demo {
         let stop = CancellationToken::new();
         let started = Instant::now();
         let mut traffic = tokio::task::JoinSet::new();
+        let http = HttpClient::builder(TokioExecutor::new()).build_http();
         for workload in workloads() {
             let client = sdk_client(&proxy.url(), workload.app, creds.clone())?;
+            let (http, url) = (http.clone(), proxy.url());
             let stop = stop.clone();
             traffic.spawn(async move {
                 let mut n: u32 = 0;
                 while !stop.is_cancelled() {
                     let directive = directive(&workload, n, started.elapsed(), drift);
-                    call(&client, &workload, directive).await;
+                    match workload.call {
+                        Call::ChatCompletions => {
+                            chat(&http, &url, &workload, directive, n % 2 == 1).await;
+                        }
+                        _ => call(&client, &workload, directive).await,
+                    }
                     n = n.wrapping_add(1);
                     tokio::select! {
                         () = stop.cancelled() => break,
@@ -304,8 +336,52 @@ fn directive(w: &Workload, n: u32, elapsed: Duration, drift: (Duration, Duration
     )
 }
 
+/// A Chat Completions call through the meter's OpenAI-compatible path, read to its end.
+async fn chat(
+    http: &HttpClient<HttpConnector, Full<Bytes>>,
+    url: &str,
+    w: &Workload,
+    prompt: String,
+    stream: bool,
+) {
+    let body = serde_json::json!({
+        "model": w.model,
+        "stream": stream,
+        "messages": [{"role": "user", "content": prompt}],
+    })
+    .to_string();
+    let Ok(request) = http::Request::post(format!("{url}/openai/v1/chat/completions"))
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::AUTHORIZATION, "Bearer demo-key")
+        .header(crate::names::APP_HEADER, w.app)
+        .body(Full::new(Bytes::from(body)))
+    else {
+        return;
+    };
+    if let Ok(response) = http.request(request).await {
+        let _ = response.into_body().collect().await;
+    }
+}
+
 async fn call(client: &Client, w: &Workload, prompt: String) {
     match w.call {
+        Call::ChatCompletions => {}
+        Call::Image => {
+            let body = serde_json::json!({
+                "taskType": "TEXT_IMAGE",
+                "textToImageParams": {"text": prompt},
+                "imageGenerationConfig": {
+                    "numberOfImages": 1, "quality": "standard", "width": 1024, "height": 1024
+                },
+            })
+            .to_string();
+            let _ = client
+                .invoke_model()
+                .model_id(w.model)
+                .body(Blob::new(body))
+                .send()
+                .await;
+        }
         Call::Converse | Call::ConverseStream => {
             let Ok(message) = Message::builder()
                 .role(ConversationRole::User)
