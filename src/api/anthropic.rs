@@ -12,9 +12,9 @@ use std::borrow::Cow;
 use http::Method;
 use serde::Deserialize;
 
-use super::openai::body_model;
 use super::{
     Answer, Asked, BadBody, Family, Found, Missing, Operation, Route, Served, SseUsage, Unreadable,
+    body_model,
 };
 use crate::pricing::{Tier, Tokens, Usage};
 

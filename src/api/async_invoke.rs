@@ -7,8 +7,7 @@
 use http::Method;
 use serde::Deserialize;
 
-use super::openai::body_model;
-use super::{Answer, Asked, BadBody, Family, Operation, Route};
+use super::{Answer, Asked, BadBody, Family, Operation, Route, body_model};
 use crate::pricing::billing_units::Units;
 
 pub struct AsyncInvoke;

@@ -19,6 +19,7 @@ mod served;
 use bytes::Bytes;
 use http::{HeaderMap, Method};
 use percent_encoding::percent_decode_str;
+use std::borrow::Cow;
 
 use crate::pricing::billing_units::Units;
 use crate::pricing::{Tokens, Usage};
@@ -316,6 +317,20 @@ pub fn model_path<'a>(segments: &[&'a str]) -> Option<(Option<String>, &'a str)>
             Some((decode_label(&rest.join("%2F")), action))
         }
         _ => None,
+    }
+}
+
+/// The `model` of a body, as a label: present, not empty, not absurdly long.
+pub fn body_model(model: Option<Cow<'_, str>>) -> Result<String, BadBody> {
+    match model {
+        Some(m) if !m.is_empty() && m.len() <= MAX_MODEL_ID_LEN => Ok(m.into_owned()),
+        Some(m) if !m.is_empty() => Err(BadBody(format!(
+            "The model id is longer than {MAX_MODEL_ID_LEN} characters ({}).",
+            m.len()
+        ))),
+        _ => Err(BadBody(
+            "The request body names no model: `model` is required.".into(),
+        )),
     }
 }
 

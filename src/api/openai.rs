@@ -21,8 +21,8 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 use super::{
-    Answer, Asked, BadBody, Family, Found, MAX_MODEL_ID_LEN, Missing, Operation, Route, Served,
-    SseUsage, Strip, Unreadable,
+    Answer, Asked, BadBody, Family, Found, Missing, Operation, Route, Served, SseUsage, Strip,
+    Unreadable, body_model,
 };
 use crate::pricing::{Tier, Usage};
 
@@ -98,20 +98,6 @@ struct Head<'a> {
 
 fn raw<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
     <&RawValue>::deserialize(d).map(Some)
-}
-
-/// The `model` of a body, as a label: present, not empty, not absurdly long.
-pub(super) fn body_model(model: Option<Cow<'_, str>>) -> Result<String, BadBody> {
-    match model {
-        Some(m) if !m.is_empty() && m.len() <= MAX_MODEL_ID_LEN => Ok(m.into_owned()),
-        Some(m) if !m.is_empty() => Err(BadBody(format!(
-            "The model id is longer than {MAX_MODEL_ID_LEN} characters ({}).",
-            m.len()
-        ))),
-        _ => Err(BadBody(
-            "The request body names no model: `model` is required.".into(),
-        )),
-    }
 }
 
 const INCLUDE_USAGE: &str = r#"{"include_usage":true}"#;

@@ -1,4 +1,5 @@
 use super::*;
+use crate::api::MAX_MODEL_ID_LEN;
 
 fn chat(body: &str) -> Asked {
     OpenAi
