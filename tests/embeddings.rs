@@ -50,3 +50,60 @@ async fn embedding_calls_are_metered_with_input_tokens_only() {
     let sent = |kind: &'static str| truth.tokens.get(&(TITAN_V2.to_owned(), kind)).copied();
     assert_eq!((sent("input"), sent("output")), (Some(42), Some(0)));
 }
+
+const TITAN_MULTIMODAL: &str = "amazon.titan-embed-image-v1";
+
+/// Titan Multimodal Embeddings bills its input tokens and, on top, each input image.
+#[tokio::test]
+async fn a_multimodal_embedding_is_priced_per_token_and_per_image() {
+    let h = Harness::start().await;
+    let png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+    let bodies = [
+        // Text and image: 11 tokens and one image.
+        format!(r#"{{"inputText":"[[sim input=11]] a red bicycle","inputImage":"{png}"}}"#),
+        // Image only: the answer still counts its (zero) input tokens.
+        format!(
+            r#"{{"inputText":"[[sim input=0]]","inputImage":"{png}","embeddingConfig":{{"outputEmbeddingLength":256}}}}"#
+        ),
+        // Text only: no image to bill.
+        r#"{"inputText":"[[sim input=7]] a blue car"}"#.to_owned(),
+    ];
+    for body in bodies {
+        h.client("catalog")
+            .invoke_model()
+            .model_id(TITAN_MULTIMODAL)
+            .content_type("application/json")
+            .body(Blob::new(body))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let m = h.metrics().await;
+    assert_eq!(m.value("bedrock_usage_missing_total", &[]), 0.0);
+    assert_eq!(m.value("bedrock_unpriced_requests_total", &[]), 0.0);
+    assert_eq!(m.tokens("catalog", TITAN_MULTIMODAL, "input"), 18);
+    // $0.80 per 1M input tokens, $0.00006 per input image.
+    assert_eq!(
+        m.cost_pico("catalog", TITAN_MULTIMODAL, "input"),
+        18 * 800_000
+    );
+    assert_eq!(
+        m.cost_pico("catalog", TITAN_MULTIMODAL, "image"),
+        2 * 60_000_000
+    );
+    assert_eq!(
+        m.value(
+            "bedrock_units_total",
+            &[
+                ("app", "catalog"),
+                ("model", TITAN_MULTIMODAL),
+                ("unit", "image")
+            ]
+        ),
+        2.0
+    );
+    let truth = h.simulator.stats();
+    assert_eq!(truth.units[&(TITAN_MULTIMODAL.to_owned(), "image")], 2);
+    assert_eq!(truth.tokens[&(TITAN_MULTIMODAL.to_owned(), "input")], 18);
+}

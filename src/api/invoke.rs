@@ -24,8 +24,7 @@ use super::{
     model_path,
 };
 use crate::pricing::Usage;
-use crate::pricing::billing_units::{Quality, Units};
-use crate::pricing::model_id::{Arn, split_profile};
+use crate::pricing::billing_units::{PerUnit, Quality, Units, per_unit};
 
 pub struct Invoke;
 
@@ -58,10 +57,12 @@ impl Family for Invoke {
         if op != Operation::InvokeModel {
             return Ok(Asked::default());
         }
-        match model_id.map(units_family) {
-            Some(Some(PerUnit::Image)) => Ok(image_request(body)),
-            Some(Some(PerUnit::Rerank)) => Ok(rerank_request(body)),
-            _ => Ok(Asked::default()),
+        match model_id.and_then(per_unit) {
+            Some(PerUnit::Image) => Ok(image_request(body)),
+            Some(PerUnit::InputImage) => Ok(embedding_image_request(body)),
+            Some(PerUnit::SearchUnit) => Ok(rerank_request(body)),
+            // Video models are not called through InvokeModel.
+            Some(PerUnit::VideoSecond) | None => Ok(Asked::default()),
         }
     }
 
@@ -115,31 +116,6 @@ pub fn read_headers(headers: &HeaderMap) -> Result<Usage, Missing> {
     })
 }
 
-/// The InvokeModel models AWS bills per unit rather than per token.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum PerUnit {
-    Image,
-    Rerank,
-}
-
-/// Model id prefixes (a profile prefix or ARN taken off) billed per image or per search unit.
-const UNIT_MODELS: [(&str, PerUnit); 5] = [
-    ("amazon.nova-canvas", PerUnit::Image),
-    ("amazon.titan-image-generator", PerUnit::Image),
-    ("stability.", PerUnit::Image),
-    ("cohere.rerank", PerUnit::Rerank),
-    ("amazon.rerank", PerUnit::Rerank),
-];
-
-fn units_family(model_id: &str) -> Option<PerUnit> {
-    let id = Arn::parse(model_id).map_or(model_id, |a| a.resource_id);
-    let base = split_profile(id).1;
-    UNIT_MODELS
-        .iter()
-        .find(|(prefix, _)| base.starts_with(prefix))
-        .map(|(_, unit)| *unit)
-}
-
 /// The image settings of a Nova Canvas or Titan Image request; Stability requests have none
 /// (their images are priced the same whatever the size).
 #[derive(Deserialize, Default)]
@@ -181,6 +157,26 @@ fn image_request(body: &[u8]) -> Asked {
             ..Units::default()
         },
         answer: Some(Answer::JsonBody(read_images)),
+        ..Asked::default()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EmbeddingImageRequest {
+    input_image: Option<serde::de::IgnoredAny>,
+}
+
+/// A Titan Multimodal Embeddings request is billed per input image on top of its input tokens
+/// (which the answer's headers carry, as for every embedding model); it takes at most one image.
+fn embedding_image_request(body: &[u8]) -> Asked {
+    let images = serde_json::from_slice::<EmbeddingImageRequest>(body)
+        .map_or(0, |r| u64::from(r.input_image.is_some()));
+    Asked {
+        units: Units {
+            images,
+            ..Units::default()
+        },
         ..Asked::default()
     }
 }

@@ -3,6 +3,8 @@
 //! charges for each, and the arithmetic. Like tokens, every price is integer micro-dollars and
 //! every cost integer pico-dollars, so sums are exact.
 
+use super::model_id::{Arn, split_profile};
+
 /// Image quality, as image requests name it (`imageGenerationConfig.quality`); Standard when
 /// the request names none.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -169,6 +171,39 @@ impl Units {
             (Unit::GuardrailImage, of(Unit::GuardrailImage)),
         ]
     }
+}
+
+/// What a model AWS bills per unit is billed in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PerUnit {
+    Image,
+    /// Per input image, besides its input tokens (Titan Multimodal Embeddings).
+    InputImage,
+    VideoSecond,
+    SearchUnit,
+}
+
+/// Model id prefixes (after any profile prefix, an ARN reduced to its id) that AWS bills per
+/// unit rather than per token.
+pub const PER_UNIT_MODELS: [(&str, PerUnit); 8] = [
+    ("amazon.nova-canvas", PerUnit::Image),
+    ("amazon.titan-embed-image", PerUnit::InputImage),
+    ("amazon.titan-image-generator", PerUnit::Image),
+    ("stability.", PerUnit::Image),
+    ("amazon.nova-reel", PerUnit::VideoSecond),
+    ("luma.ray", PerUnit::VideoSecond),
+    ("cohere.rerank", PerUnit::SearchUnit),
+    ("amazon.rerank", PerUnit::SearchUnit),
+];
+
+/// What a model id is billed in, if AWS bills it per unit.
+pub fn per_unit(model_id: &str) -> Option<PerUnit> {
+    let id = Arn::parse(model_id).map_or(model_id, |a| a.resource_id);
+    let base = split_profile(id).1;
+    PER_UNIT_MODELS
+        .iter()
+        .find(|(prefix, _)| base.starts_with(prefix))
+        .map(|(_, unit)| *unit)
 }
 
 /// The kinds of non-token units, as the `unit` metric label names them.

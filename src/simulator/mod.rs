@@ -272,6 +272,10 @@ async fn respond(
                 Ok(answer) => units::json(answer),
                 Err(reason) => return faults::validation(&reason),
             },
+            Some(units::PerUnit::EmbeddingImage) => {
+                units::input_image(&call, &body);
+                invoke::invoke(&call)
+            }
             Some(kind) => units::json(units::image(&call, kind, &body)),
             None => invoke::invoke(&call),
         }),

@@ -16,6 +16,8 @@ use crate::pricing::model_id::{Arn, split_profile};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PerUnit {
     NovaOrTitanImage,
+    /// Titan Multimodal Embeddings: tokens like any embedding model, plus its input image.
+    EmbeddingImage,
     StabilityImage,
     Rerank,
 }
@@ -23,7 +25,11 @@ pub enum PerUnit {
 pub fn per_unit(model_id: &str) -> Option<PerUnit> {
     let id = Arn::parse(model_id).map_or(model_id, |a| a.resource_id);
     let base = split_profile(id).1;
-    if base.starts_with("amazon.nova-canvas") || base.starts_with("amazon.titan-image-generator") {
+    if base.starts_with("amazon.titan-embed-image") {
+        Some(PerUnit::EmbeddingImage)
+    } else if base.starts_with("amazon.nova-canvas")
+        || base.starts_with("amazon.titan-image-generator")
+    {
         Some(PerUnit::NovaOrTitanImage)
     } else if base.starts_with("stability.") {
         Some(PerUnit::StabilityImage)
@@ -31,6 +37,19 @@ pub fn per_unit(model_id: &str) -> Option<PerUnit> {
         Some(PerUnit::Rerank)
     } else {
         None
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EmbeddingRequest {
+    input_image: Option<serde::de::IgnoredAny>,
+}
+
+/// Counts the input image of a multimodal embedding request, billed per image.
+pub fn input_image(call: &Call, body: &[u8]) {
+    if serde_json::from_slice::<EmbeddingRequest>(body).is_ok_and(|r| r.input_image.is_some()) {
+        call.recorder.units_sent(&call.model, "image", 1);
     }
 }
 

@@ -11,7 +11,9 @@ use toml::Spanned;
 
 use super::raw::{RawAdjust, RawCard, RawGuardrails, RawModel};
 use super::{ArnMapping, CardError, CardErrors, LoadedCard, RateCard};
-use crate::pricing::billing_units::{GuardrailRates, ImageBand, Policy, Quality, UnitPrices};
+use crate::pricing::billing_units::{
+    GuardrailRates, ImageBand, PerUnit, Policy, Quality, UnitPrices, per_unit,
+};
 use crate::pricing::date::CardDate;
 use crate::pricing::entry::{Adjust, LongContext, ModelPrice, Profiles, RegionPrice, Tiers};
 use crate::pricing::model_id::split_profile;
@@ -389,23 +391,17 @@ impl Checker<'_> {
     /// Models of a family AWS bills per unit must carry that unit's price: without it every
     /// call would be unpriced.
     fn required_units(&mut self, m: &RawModel, id: &str, units: &UnitPrices) {
-        let base = split_profile(id).1;
-        let needs = UNIT_FAMILIES
-            .iter()
-            .filter(|(prefix, _)| base.starts_with(prefix))
-            .map(|(_, unit)| *unit);
-        for unit in needs {
-            let has = match unit {
-                "per_image" => !units.images.is_empty(),
-                "per_video_second" => units.video_second.is_some(),
-                _ => units.search_unit.is_some(),
-            };
-            if !has {
-                self.error(
-                    Some(m.id.span()),
-                    format!("{id}: AWS bills this model per unit: it needs `{unit}`"),
-                );
-            }
+        let (has, key) = match per_unit(id) {
+            None => return,
+            Some(PerUnit::Image | PerUnit::InputImage) => (!units.images.is_empty(), "per_image"),
+            Some(PerUnit::VideoSecond) => (units.video_second.is_some(), "per_video_second"),
+            Some(PerUnit::SearchUnit) => (units.search_unit.is_some(), "per_search_unit"),
+        };
+        if !has {
+            self.error(
+                Some(m.id.span()),
+                format!("{id}: AWS bills this model per unit: it needs `{key}`"),
+            );
         }
     }
 
@@ -421,17 +417,6 @@ impl Checker<'_> {
         rates
     }
 }
-
-/// Model id prefixes (without a profile prefix) that AWS bills per unit, and the unit's key.
-const UNIT_FAMILIES: [(&str, &str); 7] = [
-    ("amazon.nova-canvas", "per_image"),
-    ("amazon.titan-image-generator", "per_image"),
-    ("stability.", "per_image"),
-    ("amazon.nova-reel", "per_video_second"),
-    ("luma.ray", "per_video_second"),
-    ("cohere.rerank", "per_search_unit"),
-    ("amazon.rerank", "per_search_unit"),
-];
 
 impl RateCard {
     /// Parses and validates card text; `file` names it in messages.
