@@ -99,6 +99,56 @@ pub struct ServeArgs {
         default_value = "127.0.0.1:9464"
     )]
     pub admin_listen: SocketAddr,
+    /// TLS on the proxy listener: the certificate chain (PEM, leaf first). Needs --tls-key.
+    /// Both files reload on change and on SIGHUP.
+    #[arg(
+        long,
+        env = "BEDROCK_METER_TLS_CERT",
+        requires = "tls_key",
+        value_name = "FILE"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(
+        long,
+        env = "BEDROCK_METER_TLS_KEY",
+        requires = "tls_cert",
+        value_name = "FILE"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// Mutual TLS on the proxy listener: client certificates must chain to a CA in this PEM
+    /// file, or the handshake fails. Needs --tls-cert.
+    #[arg(
+        long,
+        env = "BEDROCK_METER_TLS_CLIENT_CA",
+        requires = "tls_cert",
+        value_name = "FILE"
+    )]
+    pub tls_client_ca: Option<PathBuf>,
+    /// TLS on the admin listener: its certificate chain (PEM). Needs --admin-tls-key.
+    #[arg(
+        long,
+        env = "BEDROCK_METER_ADMIN_TLS_CERT",
+        requires = "admin_tls_key",
+        value_name = "FILE"
+    )]
+    pub admin_tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --admin-tls-cert.
+    #[arg(
+        long,
+        env = "BEDROCK_METER_ADMIN_TLS_KEY",
+        requires = "admin_tls_cert",
+        value_name = "FILE"
+    )]
+    pub admin_tls_key: Option<PathBuf>,
+    /// Mutual TLS on the admin listener (for example, only Prometheus's client certificate).
+    #[arg(
+        long,
+        env = "BEDROCK_METER_ADMIN_TLS_CLIENT_CA",
+        requires = "admin_tls_cert",
+        value_name = "FILE"
+    )]
+    pub admin_tls_client_ca: Option<PathBuf>,
     /// AWS Region used when the client's SigV4 credential scope names none.
     #[arg(long, env = "AWS_REGION")]
     pub region: Option<String>,

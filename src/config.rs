@@ -20,12 +20,16 @@ use crate::names::valid_region;
 use crate::pricing::RateCard;
 use crate::proxy::forward::upstream::Upstream;
 use crate::proxy::identify::Keys;
+use crate::server::tls::TlsFiles;
 
 /// A validated configuration for the proxy: `serve`'s flags turned into it by
 /// [`ServeConfig::try_from`]; tests and the demo build it directly.
 pub struct ProxyConfig {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
+    /// TLS on the proxy listener and on the admin listener (None: plain HTTP).
+    pub tls: Option<TlsFiles>,
+    pub admin_tls: Option<TlsFiles>,
     pub region: Option<String>,
     pub upstream: Upstream,
     pub rates: RateCard,
@@ -73,6 +77,8 @@ impl ProxyConfig {
         ProxyConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            tls: None,
+            admin_tls: None,
             region: None,
             upstream,
             rates,
@@ -156,12 +162,32 @@ impl TryFrom<ServeArgs> for ServeConfig {
                         homeless.join(", ")
                     ));
                 }
+                if loaded.keys.has_certificate_keys() && args.tls_client_ca.is_none() {
+                    warnings.push(
+                        "keys: client_cert keys need --tls-client-ca (mutual TLS); without it \
+                         no client presents a certificate and those keys prove nothing"
+                            .into(),
+                    );
+                }
                 Some(loaded.keys)
             }
+        };
+        let tls = |cert: Option<PathBuf>, key: Option<PathBuf>, client_ca: Option<PathBuf>| {
+            Some(TlsFiles {
+                cert: cert?,
+                key: key?,
+                client_ca,
+            })
         };
         let proxy = ProxyConfig {
             listen: args.listen,
             admin_listen: args.admin_listen,
+            tls: tls(args.tls_cert, args.tls_key, args.tls_client_ca),
+            admin_tls: tls(
+                args.admin_tls_cert,
+                args.admin_tls_key,
+                args.admin_tls_client_ca,
+            ),
             region: args.region,
             upstream,
             rates: loaded.card,

@@ -44,7 +44,7 @@ fn right() -> Credentials {
 fn accepted(store: &KeyStore, p: &Parts, body: &[u8], now: SystemTime) -> bool {
     match store.precheck(&p.headers, now) {
         Ok(Verdict::Signed { credentials, .. }) => verify_body(p, body, &credentials, now).is_ok(),
-        Ok(Verdict::Bearer { .. }) => true,
+        Ok(Verdict::Bearer { .. } | Verdict::Certificate { .. }) => true,
         Err(_) => false,
     }
 }

@@ -89,6 +89,9 @@ pub struct Metrics {
     auth_failures: IntCounterVec,
     rate_card_reloads: IntCounterVec,
     keys_reloads: IntCounterVec,
+    tls_reloads: IntCounterVec,
+    tls_handshake_failures: IntCounterVec,
+    tls_expiry: IntGaugeVec,
     keys_loaded: IntGauge,
     ledger_dropped: IntCounter,
     service_tier: IntCounterVec,
@@ -203,6 +206,24 @@ impl Metrics {
             "Keys file reloads by result; a failed reload keeps the previous keys.",
             &["result"],
         )?;
+        let tls_reloads = counter(
+            "bedrock_tls_reloads_total",
+            "TLS certificate and key reloads by listener and result; a failed reload keeps the \
+             pair in use.",
+            &["listener", "result"],
+        )?;
+        let tls_handshake_failures = counter(
+            "bedrock_tls_handshake_failures_total",
+            "Connections that did not complete the TLS handshake, by listener (a client \
+             certificate refused, no common protocol, plain HTTP on the TLS port, a client that \
+             left or stalled).",
+            &["listener"],
+        )?;
+        let tls_expiry = gauge(
+            "bedrock_tls_certificate_expiry_timestamp_seconds",
+            "When the certificate a TLS listener serves expires, in seconds since the epoch.",
+            &["listener"],
+        )?;
         let keys_loaded = IntGauge::new(
             "bedrock_keys_loaded",
             "Virtual keys in force (keys mode), both kinds.",
@@ -260,6 +281,9 @@ impl Metrics {
             auth_failures,
             rate_card_reloads,
             keys_reloads,
+            tls_reloads,
+            tls_handshake_failures,
+            tls_expiry,
             keys_loaded,
             ledger_dropped,
             service_tier,
@@ -500,6 +524,16 @@ impl Metrics {
 
     pub fn ledger_dropped(&self) -> IntCounter {
         self.ledger_dropped.clone()
+    }
+
+    /// The counters of a TLS listener (`proxy` or `admin`), every series at 0 from the start.
+    pub fn tls_counters(&self, listener: &str) -> crate::server::tls::TlsCounters {
+        crate::server::tls::TlsCounters {
+            handshake_failures: self.tls_handshake_failures.with_label_values(&[listener]),
+            reloads_ok: self.tls_reloads.with_label_values(&[listener, "ok"]),
+            reloads_error: self.tls_reloads.with_label_values(&[listener, "error"]),
+            expiry: self.tls_expiry.with_label_values(&[listener]),
+        }
     }
 
     pub fn set_keys_loaded(&self, n: usize) {

@@ -25,7 +25,9 @@ use crate::proxy::forward::upstream::{Upstream, UpstreamClient};
 use crate::proxy::forward::{strip_hop_by_hop, upstream_request};
 use crate::proxy::guard::ProxyBody;
 use crate::proxy::guard::{Guarded, Idle};
-use crate::proxy::identify::{self, AuthFailure, KeyStore, UNAUTHENTICATED, Verdict};
+use crate::proxy::identify::{
+    self, AuthFailure, ClientCertificate, KeyStore, UNAUTHENTICATED, Verdict,
+};
 use crate::proxy::route::route;
 use crate::proxy::tap::TapBody;
 use crate::proxy::tap::eventstream::StreamTap;
@@ -90,11 +92,22 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
     // Keys mode decides from the headers alone whatever it can, so most refusals read no body.
     let verdict = match &state.keys {
         None => Ok(None),
-        Some(store) => store.precheck(&parts.headers, SystemTime::now()).map(Some),
+        Some(store) => match parts
+            .extensions
+            .get::<ClientCertificate>()
+            .and_then(|cert| store.by_certificate(cert))
+        {
+            Some(verdict) => Ok(Some(verdict)),
+            None => store.precheck(&parts.headers, SystemTime::now()).map(Some),
+        },
     };
     let app = match &verdict {
         Ok(None) => identify::open::app_name(&parts.headers),
-        Ok(Some(Verdict::Bearer { app, .. } | Verdict::Signed { app, .. })) => Some(&**app),
+        Ok(Some(
+            Verdict::Bearer { app, .. }
+            | Verdict::Certificate { app, .. }
+            | Verdict::Signed { app, .. },
+        )) => Some(&**app),
         Err(_) => Some(UNAUTHENTICATED),
     };
     let mut pending = state.meter.begin(app, op, start, state.rates.load_full());
@@ -159,7 +172,9 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
         None => body,
     };
     let key_region = match &verdict {
-        Some(Verdict::Bearer { region, .. }) => region.as_deref(),
+        Some(Verdict::Bearer { region, .. } | Verdict::Certificate { region, .. }) => {
+            region.as_deref()
+        }
         _ => None,
     };
     let request = match prepare(&state, &parts, key_region, body, &payload, &mut pending).await {

@@ -1,9 +1,11 @@
-//! Listener: accepts TCP connections and serves HTTP/1.1 and HTTP/2 (h2c with prior knowledge)
-//! on the same port, as the JavaScript SDK speaks HTTP/2 to a plain `http://` endpoint.
+//! Listener: accepts TCP connections and serves HTTP/1.1 and HTTP/2 on the same port: h2c with
+//! prior knowledge in plain text (the JavaScript SDK speaks HTTP/2 to an `http://` endpoint), and
+//! over TLS whichever of `h2` and `http/1.1` the client's ALPN picks.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,6 +19,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+
+use super::tls::Tls;
+use crate::proxy::identify::ClientCertificate;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -38,10 +43,12 @@ impl Default for Limits {
     }
 }
 
-/// Serves `handler` on every connection accepted from `listener` until `shutdown` fires, then
-/// lets open connections finish for up to `limits.drain` and closes the rest.
+/// Serves `handler` on every connection accepted from `listener` (over TLS when `tls` is
+/// given) until `shutdown` fires, then lets open connections finish for up to `limits.drain`
+/// and closes the rest.
 pub async fn serve<F, Fut, B>(
     listener: TcpListener,
+    tls: Option<Arc<Tls>>,
     handler: F,
     shutdown: CancellationToken,
     limits: Limits,
@@ -76,16 +83,62 @@ pub async fn serve<F, Fut, B>(
         // Small event-stream frames must leave as soon as they are written.
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
-        let service = service_fn(move |req| {
-            let fut = handler(req, peer);
-            async move { Ok::<_, Infallible>(fut.await) }
-        });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let Some(tls) = &tls else {
+            let service = service_fn(move |req| {
+                let fut = handler(req, peer);
+                async move { Ok::<_, Infallible>(fut.await) }
+            });
+            let conn = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned();
+            let conn = graceful.watch(conn);
+            connections.spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, %peer, "connection ended with an error");
+                }
+            });
+            continue;
+        };
+        // The handshake runs in the connection's own task, bounded like a request's headers,
+        // with the configuration in force when the connection arrived.
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
+        let tls = tls.clone();
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
         connections.spawn(async move {
-            if let Err(e) = conn.await {
+            let stream =
+                match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tls.handshake_failed();
+                        tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tls.handshake_failed();
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            // A client certificate (mutual TLS) was verified in the handshake; its names are
+            // read once here and every request on the connection carries them.
+            let cert = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .and_then(|leaf| ClientCertificate::from_der(leaf));
+            let service = service_fn(move |mut req: Request<Incoming>| {
+                if let Some(cert) = &cert {
+                    req.extensions_mut().insert(cert.clone());
+                }
+                let fut = handler(req, peer);
+                async move { Ok::<_, Infallible>(fut.await) }
+            });
+            let conn = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned();
+            if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
         });

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod listener;
 pub mod reload;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -70,6 +71,9 @@ async fn default_credentials(
 pub struct Running {
     pub addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// Whether each listener speaks TLS, for the URLs.
+    tls: bool,
+    admin_tls: bool,
     pub state: Arc<State>,
     admin: Arc<Admin>,
     stop: CancellationToken,
@@ -78,11 +82,13 @@ pub struct Running {
 
 impl Running {
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     pub fn admin_url(&self) -> String {
-        format!("http://{}", self.admin_addr)
+        let scheme = if self.admin_tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.admin_addr)
     }
 
     /// Stops accepting, lets open connections finish (bounded), writes out the ledger, and
@@ -199,21 +205,40 @@ pub async fn start(config: ProxyConfig) -> Result<Running, StartError> {
         header_timeout: config.client_header_timeout,
         drain: config.drain_timeout,
     };
+    let mut tasks = Vec::new();
+    let proxy_tls = tls_listener(
+        &state,
+        "proxy",
+        config.tls,
+        config.reload_interval,
+        &stop,
+        &mut tasks,
+    )?;
+    let admin_tls = tls_listener(
+        &state,
+        "admin",
+        config.admin_tls,
+        config.reload_interval,
+        &stop,
+        &mut tasks,
+    )?;
+    let (tls, admin_tls_on) = (proxy_tls.is_some(), admin_tls.is_some());
     let proxy_state = state.clone();
-    let proxy_task = tokio::spawn(listener::serve(
+    tasks.push(tokio::spawn(listener::serve(
         proxy_listener,
+        proxy_tls,
         move |req, _peer| proxy::handle(proxy_state.clone(), req),
         stop.clone(),
         limits,
-    ));
+    )));
     let admin_handle = admin.clone();
-    let admin_task = tokio::spawn(listener::serve(
+    tasks.push(tokio::spawn(listener::serve(
         admin_listener,
+        admin_tls,
         move |req, _peer| admin::handle(admin_handle.clone(), req),
         stop.clone(),
         limits,
-    ));
-    let mut tasks = vec![proxy_task, admin_task];
+    )));
     if state.meter.ledger.is_some() {
         tasks.push(reopen_ledger_on_hangup(&state, &stop));
     }
@@ -237,16 +262,53 @@ pub async fn start(config: ProxyConfig) -> Result<Running, StartError> {
         %addr,
         %admin_addr,
         mode = if state.keys.is_some() { "keys" } else { "open" },
+        tls,
+        admin_tls = admin_tls_on,
         "bedrock-meter listening"
     );
     Ok(Running {
         addr,
         admin_addr,
+        tls,
+        admin_tls: admin_tls_on,
         state,
         admin,
         stop,
         tasks,
     })
+}
+
+/// Loads a listener's TLS files (a pair that does not load stops start-up) and watches them:
+/// a rotated pair is used for new connections, a bad one is refused and counted.
+fn tls_listener(
+    state: &Arc<State>,
+    listener: &'static str,
+    files: Option<tls::TlsFiles>,
+    interval: Duration,
+    stop: &CancellationToken,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Result<Option<Arc<tls::Tls>>, StartError> {
+    let Some(files) = files else {
+        return Ok(None);
+    };
+    let counters = state.meter.metrics.tls_counters(listener);
+    let loaded = tls::Tls::load(files, counters)
+        .map_err(|e| StartError::Invalid(format!("TLS for the {listener} listener: {e}")))?;
+    let loaded = Arc::new(loaded);
+    let watched = loaded.clone();
+    tasks.push(reload::watch_all(
+        loaded.files.paths(),
+        interval,
+        stop.clone(),
+        move || match watched.reload() {
+            Ok(()) => tracing::info!(listener, "TLS certificate and key reloaded"),
+            Err(e) => tracing::warn!(
+                listener,
+                "TLS certificate and key not reloaded, the pair in use stays: {e}"
+            ),
+        },
+    ));
+    Ok(Some(loaded))
 }
 
 /// logrotate moves the ledger away and sends SIGHUP; the next line goes to a new file.

@@ -77,43 +77,68 @@ pub fn watch<F>(
 ) -> JoinHandle<()>
 where
     F: FnMut(&Path) + Send + 'static,
+{
+    let arg = path.clone();
+    watch_all(vec![path], interval, stop, move || reload(&arg))
+}
+
+/// [`watch`] for a set of files loaded together (a certificate and its key): `reload` runs on
+/// SIGHUP and whenever any of them changed and all of them can be read. Rotating a pair file by
+/// file may load a mismatched pair in between; the loader refuses it and the next change, the
+/// second file, loads the new pair.
+pub fn watch_all<F>(
+    paths: Vec<PathBuf>,
+    interval: Duration,
+    stop: CancellationToken,
+    mut reload: F,
+) -> JoinHandle<()>
+where
+    F: FnMut() + Send + 'static,
     // Runs on the blocking pool (see below).
 {
     // The contents to compare with are taken now, not when the task first runs: a change made
     // right after start-up must count as a change.
-    let mut last = std::fs::read(&path).ok();
+    let mut last: Vec<Option<Vec<u8>>> = paths.iter().map(|p| std::fs::read(p).ok()).collect();
     tokio::spawn(async move {
         // Without a signal handler (an unusual sandbox), change polling still works.
         let mut hangup = signal(SignalKind::hangup()).ok();
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         tick.tick().await;
+        let shown = paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
         loop {
             let forced = tokio::select! {
                 () = stop.cancelled() => return,
                 _ = tick.tick() => false,
                 Some(()) = next_hangup(&mut hangup) => true,
             };
-            let now = tokio::fs::read(&path).await.ok();
-            let changed = now.is_some() && now != last;
+            let mut now = Vec::with_capacity(paths.len());
+            for path in &paths {
+                now.push(tokio::fs::read(path).await.ok());
+            }
+            let readable = now.iter().all(Option::is_some);
+            let changed = readable && now != last;
             if forced || changed {
-                // Loading parses and validates a whole file (and may read it from a slow
+                // Loading parses and validates whole files (and may read them from a slow
                 // mount): the blocking pool's work, not a runtime worker's, which serves
                 // requests meanwhile.
-                let blocking_path = path.clone();
                 match tokio::task::spawn_blocking(move || {
-                    reload(&blocking_path);
+                    reload();
                     reload
                 })
                 .await
                 {
                     Ok(r) => reload = r,
                     Err(e) => {
-                        tracing::error!(file = %path.display(), "reloading stopped: the loader failed: {e}");
+                        tracing::error!(file = %shown, "reloading stopped: the loader failed: {e}");
                         return;
                     }
                 }
-                if now.is_some() {
+                if readable {
                     last = now;
                 }
             }

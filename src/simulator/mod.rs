@@ -118,6 +118,7 @@ impl Simulator {
         };
         tokio::spawn(crate::server::listener::serve(
             listener,
+            None,
             handler,
             shutdown.clone(),
             crate::server::listener::Limits::default(),

@@ -11,6 +11,11 @@
 //! bearer_token = "..."         # a Bedrock API key, for AWS_BEARER_TOKEN_BEDROCK clients
 //! app = "search"
 //! region = "us-west-2"         # optional: bearer requests carry no region (else --region)
+//!
+//! [[key]]
+//! client_cert = "spiffe://mesh.example/ns/ledger/sa/api"   # mutual TLS (--tls-client-ca)
+//! app = "ledger"
+//! region = "eu-west-1"         # optional, as for bearer_token
 //! ```
 //!
 //! Parsed in two steps like the rate card (serde types that reject unknown keys, then
@@ -27,6 +32,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
+use super::certificate::ClientCertificate;
 use crate::file_error::{FileError, FileErrors, line_of};
 use crate::names::{valid_app, valid_region};
 
@@ -40,18 +46,21 @@ pub struct SigV4Key {
     pub credentials: Credentials,
 }
 
-/// Every key in a keys file, indexed for lookup.
-/// A bearer token's key: the app, and the Region its calls go to when the key names one.
+/// A key proven without a signature (a bearer token, a client certificate): the app, and the
+/// Region its calls go to when the key names one.
 #[derive(Clone, Debug)]
 pub struct BearerKey {
     pub app: Arc<str>,
     pub region: Option<Arc<str>>,
 }
 
+/// Every key in a keys file, indexed for lookup.
 #[derive(Debug, Default)]
 pub struct Keys {
     sigv4: HashMap<String, SigV4Key>,
     bearer: HashMap<[u8; 32], BearerKey>,
+    /// By a name the client certificate carries (URI or DNS SAN, or subject common name).
+    certificate: HashMap<String, BearerKey>,
 }
 
 /// An error or warning in the keys file, at its line. Never contains a secret.
@@ -81,6 +90,7 @@ struct RawKey {
     secret_access_key: Option<Spanned<String>>,
     session_token: Option<Spanned<String>>,
     bearer_token: Option<Spanned<String>>,
+    client_cert: Option<Spanned<String>>,
     region: Option<Spanned<String>>,
 }
 
@@ -133,10 +143,11 @@ impl Keys {
             }
             let app: Arc<str> = Arc::from(app.as_str());
             let region = match entry.region {
-                Some(r) if entry.bearer_token.is_none() => {
+                Some(r) if entry.bearer_token.is_none() && entry.client_cert.is_none() => {
                     errors.push(err(
                         Some(r.span()),
-                        "region goes with bearer_token (a SigV4 signature names its own)".into(),
+                        "region goes with bearer_token or client_cert (a SigV4 signature names its own)"
+                            .into(),
                     ));
                     continue;
                 }
@@ -149,6 +160,40 @@ impl Keys {
                 }
                 r => r.map(|r| Arc::from(r.into_inner().as_str())),
             };
+            if let Some(name) = entry.client_cert {
+                if entry.access_key_id.is_some()
+                    || entry.secret_access_key.is_some()
+                    || entry.bearer_token.is_some()
+                    || entry.session_token.is_some()
+                {
+                    errors.push(err(
+                        Some(span),
+                        "a client_cert key gives no access_key_id, secret_access_key, session_token or bearer_token"
+                            .into(),
+                    ));
+                    continue;
+                }
+                let (name_span, name) = (name.span(), name.into_inner());
+                if name.is_empty() || name.len() > 512 || name.chars().any(char::is_control) {
+                    errors.push(err(
+                        Some(name_span),
+                        "client_cert must be 1 to 512 printable characters: a URI or DNS name, or the subject's common name"
+                            .into(),
+                    ));
+                    continue;
+                }
+                if keys
+                    .certificate
+                    .insert(name.clone(), BearerKey { app, region })
+                    .is_some()
+                {
+                    errors.push(err(
+                        Some(name_span),
+                        format!("client_cert {name:?} appears twice"),
+                    ));
+                }
+                continue;
+            }
             match (
                 entry.access_key_id,
                 entry.secret_access_key,
@@ -211,7 +256,8 @@ impl Keys {
                 }
                 (None, None, None) => errors.push(err(
                     Some(span),
-                    "a key needs access_key_id and secret_access_key, or bearer_token".into(),
+                    "a key needs access_key_id and secret_access_key, bearer_token, or client_cert"
+                        .into(),
                 )),
                 (_, _, Some(_)) => errors.push(err(
                     Some(span),
@@ -239,6 +285,17 @@ impl Keys {
         self.bearer.get(&bearer_digest(token))
     }
 
+    /// The key a verified client certificate proves, by the first of its names (in
+    /// [`ClientCertificate`]'s order) that the file lists.
+    pub fn certificate(&self, cert: &ClientCertificate) -> Option<&BearerKey> {
+        cert.names().iter().find_map(|n| self.certificate.get(n))
+    }
+
+    /// Whether any key is proven by a client certificate (they need `--tls-client-ca`).
+    pub fn has_certificate_keys(&self) -> bool {
+        !self.certificate.is_empty()
+    }
+
     /// Apps of bearer keys that name no Region (their calls need `--region`).
     pub fn bearer_apps_without_region(&self) -> Vec<&str> {
         let mut apps: Vec<&str> = self
@@ -251,9 +308,9 @@ impl Keys {
         apps
     }
 
-    /// Number of keys of both kinds.
+    /// Number of keys of every kind.
     pub fn len(&self) -> usize {
-        self.sigv4.len() + self.bearer.len()
+        self.sigv4.len() + self.bearer.len() + self.certificate.len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -1,10 +1,11 @@
 //! Identify: which application a request belongs to.
 //!
 //! Open mode trusts what the client declares ([`open`]). Keys mode ([`keys`]) trusts only a
-//! proof: a SigV4 signature made with a virtual key from the keys file, or a bearer token from
-//! it. The check is split in two so most refusals cost no body read: [`KeyStore::precheck`]
+//! proof: a SigV4 signature made with a virtual key from the keys file, a bearer token from it,
+//! or a client certificate (mutual TLS) whose name it lists ([`certificate`]). The check is split in two so most refusals cost no body read: [`KeyStore::precheck`]
 //! needs only the headers; [`verify_body`] checks the signature over the body afterwards.
 
+pub mod certificate;
 pub mod keys;
 pub mod open;
 
@@ -17,6 +18,7 @@ use http::{HeaderMap, StatusCode, header, request::Parts};
 
 use crate::aws::sigv4::{self, PayloadHash, SigV4Error};
 pub use crate::names::{APP_HEADER, UNAUTHENTICATED};
+pub use certificate::ClientCertificate;
 pub use keys::{Keys, KeysError, KeysErrors, LoadedKeys};
 
 /// How far a request's signing time may be from the proxy's clock, as AWS allows.
@@ -31,6 +33,11 @@ pub struct KeyStore {
 pub enum Verdict {
     /// Proven already (a bearer token), with the Region its key names, if any.
     Bearer {
+        app: Arc<str>,
+        region: Option<Arc<str>>,
+    },
+    /// Proven by the connection's client certificate, with the Region its key names, if any.
+    Certificate {
         app: Arc<str>,
         region: Option<Arc<str>>,
     },
@@ -124,6 +131,17 @@ impl KeyStore {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The key a verified client certificate proves, if the keys file lists one of its names.
+    /// It takes precedence over the headers: a mesh client's SDK signs with whatever it has.
+    pub fn by_certificate(&self, cert: &ClientCertificate) -> Option<Verdict> {
+        let keys = self.keys.load();
+        let key = keys.certificate(cert)?;
+        Some(Verdict::Certificate {
+            app: key.app.clone(),
+            region: key.region.clone(),
+        })
     }
 
     /// Everything that can be decided from the headers: the scheme, the key, the time window.

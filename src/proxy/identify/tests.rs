@@ -37,7 +37,7 @@ fn check(
     now: SystemTime,
 ) -> Result<Arc<str>, AuthFailure> {
     match store.precheck(&parts.headers, now)? {
-        Verdict::Bearer { app, .. } => Ok(app),
+        Verdict::Bearer { app, .. } | Verdict::Certificate { app, .. } => Ok(app),
         Verdict::Signed { app, credentials } => {
             verify_body(parts, body, &credentials, now)?;
             Ok(app)

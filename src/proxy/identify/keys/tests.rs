@@ -101,7 +101,7 @@ fn syntax_errors_do_not_echo_the_line() {
     assert_eq!(
         Keys::parse(unknown, "k.toml").unwrap_err().to_string(),
         "k.toml:2: not a valid keys file: unknown field `secret`, expected one of `app`, \
-         `access_key_id`, `secret_access_key`, `session_token`, `bearer_token`, `region`"
+         `access_key_id`, `secret_access_key`, `session_token`, `bearer_token`, `client_cert`, `region`"
     );
 }
 
@@ -112,7 +112,7 @@ fn mixed_or_incomplete_entries_are_refused() {
     for (text, message) in [
         (
             "[[key]]\napp = \"a\"\n",
-            "k.toml:1: a key needs access_key_id and secret_access_key, or bearer_token",
+            "k.toml:1: a key needs access_key_id and secret_access_key, bearer_token, or client_cert",
         ),
         (
             "[[key]]\napp = \"a\"\naccess_key_id = \"AKID\"\n",
@@ -132,7 +132,19 @@ fn mixed_or_incomplete_entries_are_refused() {
         ),
         (
             "[[key]]\napp = \"a\"\naccess_key_id = \"AKID\"\nsecret_access_key = \"s\"\nregion = \"us-east-1\"\n",
-            "k.toml:5: region goes with bearer_token (a SigV4 signature names its own)",
+            "k.toml:5: region goes with bearer_token or client_cert (a SigV4 signature names its own)",
+        ),
+        (
+            "[[key]]\napp = \"a\"\nclient_cert = \"spiffe://m/a\"\nbearer_token = \"0123456789abcdef\"\n",
+            "k.toml:1: a client_cert key gives no access_key_id, secret_access_key, session_token or bearer_token",
+        ),
+        (
+            "[[key]]\napp = \"a\"\nclient_cert = \"\"\n",
+            "k.toml:3: client_cert must be 1 to 512 printable characters: a URI or DNS name, or the subject's common name",
+        ),
+        (
+            "[[key]]\napp = \"a\"\nclient_cert = \"spiffe://m/a\"\n[[key]]\napp = \"b\"\nclient_cert = \"spiffe://m/a\"\n",
+            r#"k.toml:6: client_cert "spiffe://m/a" appears twice"#,
         ),
         (
             "[[key]]\napp = \"a\"\nbearer_token = \"0123456789abcdef\"\nregion = \"Mars\"\n",
@@ -152,4 +164,42 @@ fn mixed_or_incomplete_entries_are_refused() {
             message: "no [[key]] entries: every request will be refused".into(),
         }]
     );
+}
+
+#[test]
+fn a_client_certificate_proves_the_key_of_its_first_listed_name() {
+    let text = r#"
+[[key]]
+client_cert = "spiffe://mesh/ns/ledger/sa/api"
+app = "ledger"
+region = "eu-west-1"
+
+[[key]]
+client_cert = "ledger.internal"
+app = "ledger-by-dns"
+"#;
+    let keys = Keys::parse(text, "k.toml").unwrap().keys;
+    assert_eq!(keys.len(), 2);
+    assert!(keys.has_certificate_keys());
+    // URI names come first in a certificate's names, so the SPIFFE ID wins over the DNS name.
+    let both =
+        ClientCertificate::from_names(&["spiffe://mesh/ns/ledger/sa/api", "ledger.internal"]);
+    let key = keys.certificate(&both).unwrap();
+    assert_eq!(
+        (&*key.app, key.region.as_deref()),
+        ("ledger", Some("eu-west-1"))
+    );
+    let dns = ClientCertificate::from_names(&["ledger.internal", "ledger"]);
+    assert_eq!(&*keys.certificate(&dns).unwrap().app, "ledger-by-dns");
+    // Exact comparison: no prefix, no case folding.
+    for names in [
+        &["spiffe://mesh/ns/ledger"][..],
+        &["LEDGER.internal"],
+        &["other"],
+    ] {
+        assert!(
+            keys.certificate(&ClientCertificate::from_names(names))
+                .is_none()
+        );
+    }
 }
