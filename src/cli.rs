@@ -180,6 +180,26 @@ pub struct ServeArgs {
     /// responses.
     #[arg(long, env = "BEDROCK_METER_COST_HEADER", default_value_t = true, action = clap::ArgAction::Set, value_name = "true|false")]
     pub cost_header: bool,
+    /// Name the app in each call's Bedrock request metadata (recorded in model invocation
+    /// logs): `requestMetadata` in Converse and ConverseStream bodies, the
+    /// X-Amzn-Bedrock-Request-Metadata header of InvokeModel calls; the client's own tags kept.
+    #[arg(long, env = "BEDROCK_METER_REQUEST_METADATA", default_value_t = true, action = clap::ArgAction::Set, value_name = "true|false")]
+    pub request_metadata: bool,
+    /// The request metadata key that carries the app; a client's value for it is replaced.
+    #[arg(long, env = "BEDROCK_METER_REQUEST_METADATA_KEY", default_value = "app", value_parser = metadata_key, value_name = "KEY")]
+    pub request_metadata_key: String,
+    /// Sign each app's calls with its own session of this IAM role (STS AssumeRole, session
+    /// name = the app, session tag app = the app), so AWS's own cost and log attribution sees
+    /// the app. The meter's credentials need sts:AssumeRole and sts:TagSession on it.
+    #[arg(long, env = "BEDROCK_METER_ASSUME_ROLE", value_name = "ROLE_ARN", value_parser = role_arn)]
+    pub assume_role: Option<String>,
+    /// Lifetime asked for each app's session, in seconds (STS allows 900 up to the role's
+    /// maximum session duration, at most 43200); sessions are renewed 5 minutes before expiry.
+    #[arg(long, env = "BEDROCK_METER_ASSUME_ROLE_DURATION", default_value_t = 3600, value_parser = clap::value_parser!(u32).range(900..=43200), value_name = "SECONDS")]
+    pub assume_role_duration: u32,
+    /// STS endpoint for --assume-role [default: the Region's, https://sts.{region}.amazonaws.com].
+    #[arg(long, env = "BEDROCK_METER_STS_ENDPOINT", value_name = "URL")]
+    pub sts_endpoint: Option<String>,
     /// Largest request body accepted, in bytes (Bedrock's own limit is 25 MB).
     #[arg(long, env = "BEDROCK_METER_MAX_BODY", default_value_t = crate::config::defaults::DEFAULT_MAX_BODY)]
     pub max_body: usize,
@@ -348,6 +368,32 @@ pub fn seconds_or_zero(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(v).map_err(|e| e.to_string())
 }
 
+/// `--request-metadata-key`: a key Bedrock accepts that needs no escaping in JSON.
+fn metadata_key(s: &str) -> Result<String, String> {
+    if crate::proxy::forward::metadata::valid_key(s) {
+        Ok(s.to_owned())
+    } else {
+        Err("must be 1 to 256 letters, digits and _ - . : @ / = +".into())
+    }
+}
+
+/// `--assume-role`: an IAM role ARN, `arn:PARTITION:iam::ACCOUNT:role/NAME`.
+fn role_arn(s: &str) -> Result<String, String> {
+    let parts: Vec<&str> = s.splitn(6, ':').collect();
+    let ok = matches!(parts.as_slice(), ["arn", partition, "iam", "", account, resource]
+        if partition.starts_with("aws")
+            && account.len() == 12
+            && account.bytes().all(|b| b.is_ascii_digit())
+            && resource.strip_prefix("role/").is_some_and(|name| !name.is_empty()));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s:?} is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)"
+        ))
+    }
+}
+
 /// `--max-in-flight`: what a semaphore can hold.
 fn max_in_flight(s: &str) -> Result<usize, String> {
     let n: usize = s.parse().map_err(|e| format!("{e}"))?;
@@ -375,6 +421,25 @@ fn ledger_queue(s: &str) -> Result<usize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn role_arns() {
+        for good in [
+            "arn:aws:iam::123456789012:role/bedrock-apps",
+            "arn:aws-us-gov:iam::123456789012:role/path/to/r",
+        ] {
+            assert_eq!(role_arn(good), Ok(good.to_owned()));
+        }
+        for bad in [
+            "bedrock-apps",
+            "arn:aws:iam::12345:role/r",
+            "arn:aws:iam::123456789012:user/u",
+            "arn:aws:sts::123456789012:role/r",
+            "arn:aws:iam::123456789012:role/",
+        ] {
+            assert!(role_arn(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn durations() {

@@ -14,6 +14,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 
 pub use defaults::{DEFAULT_MAX_BODY, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT};
 
+use crate::aws::sessions::AssumeRole;
 use crate::cli::ServeArgs;
 use crate::meter::ledger;
 use crate::names::valid_region;
@@ -43,6 +44,10 @@ pub struct ProxyConfig {
     pub ledger_queue: usize,
     /// Add `x-bedrock-meter-cost-usd` to metered non-streaming responses.
     pub cost_header: bool,
+    /// The request metadata key that names the app in forwarded calls (`None`: off).
+    pub metadata_key: Option<String>,
+    /// Per-app STS sessions (`--assume-role`).
+    pub assume_role: Option<AssumeRole>,
     /// Requests in flight at once before new ones get 429 (0: no limit).
     pub max_in_flight: usize,
     /// Longest silence from the upstream while a response body is read.
@@ -89,6 +94,8 @@ impl ProxyConfig {
             ledger: None,
             ledger_queue: ledger::DEFAULT_QUEUE,
             cost_header: true,
+            metadata_key: Some("app".to_owned()),
+            assume_role: None,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             upstream_idle_timeout: Duration::from_secs(60),
             client_header_timeout: Duration::from_secs(10),
@@ -179,6 +186,11 @@ impl TryFrom<ServeArgs> for ServeConfig {
                 client_ca,
             })
         };
+        // STS sessions work in every Region; the endpoint is the Region's when there is one.
+        let sts_region = args
+            .region
+            .clone()
+            .unwrap_or_else(|| "us-east-1".to_owned());
         let proxy = ProxyConfig {
             listen: args.listen,
             admin_listen: args.admin_listen,
@@ -197,6 +209,13 @@ impl TryFrom<ServeArgs> for ServeConfig {
             ledger: args.ledger.as_deref().map(ledger::Target::parse),
             ledger_queue: args.ledger_queue,
             cost_header: args.cost_header,
+            metadata_key: args.request_metadata.then_some(args.request_metadata_key),
+            assume_role: args.assume_role.map(|role_arn| AssumeRole {
+                role_arn,
+                duration: Duration::from_secs(u64::from(args.assume_role_duration)),
+                endpoint: args.sts_endpoint,
+                region: sts_region,
+            }),
             max_in_flight: args.max_in_flight,
             upstream_idle_timeout: args.upstream_idle_timeout,
             client_header_timeout: args.client_header_timeout,

@@ -98,6 +98,7 @@ async fn serve_meters_in_front_of_the_simulator() {
     let simulator = Simulator::start(SimulatorConfig {
         listen: loopback(),
         expect_credentials: Some(creds.clone()),
+        ..SimulatorConfig::default()
     })
     .await
     .unwrap();

@@ -109,6 +109,7 @@ async fn run(max_buffered: usize) -> Run {
     let simulator = Simulator::start(SimulatorConfig {
         listen: loopback(),
         expect_credentials: Some(proxy_credentials()),
+        ..SimulatorConfig::default()
     })
     .await
     .unwrap();

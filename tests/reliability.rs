@@ -530,6 +530,7 @@ async fn sigterm_turns_unready_lets_streams_finish_records_them_and_exits_0() {
     let simulator = Simulator::start(SimulatorConfig {
         listen: loopback(),
         expect_credentials: Some(creds.clone()),
+        ..SimulatorConfig::default()
     })
     .await
     .unwrap();

@@ -7,8 +7,8 @@ use http::Method;
 use serde::Deserialize;
 
 use super::{
-    Answer, Asked, Family, Found, Missing, Operation, PerformanceObject, Route, Served, TierObject,
-    Unreadable, model_path,
+    Answer, Asked, Family, Found, MetadataSlot, Missing, Operation, PerformanceObject, Route,
+    Served, TierObject, Unreadable, model_path,
 };
 use std::collections::HashMap;
 
@@ -34,6 +34,10 @@ impl Family for Converse {
             model_id: Some(label?),
             family: &Converse,
         })
+    }
+
+    fn metadata(&self, _op: Operation) -> MetadataSlot {
+        MetadataSlot::Body
     }
 
     fn answer(&self, op: Operation, _asked: &Asked) -> Answer {

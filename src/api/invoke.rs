@@ -20,8 +20,8 @@ use memchr::memmem::Finder;
 use serde::Deserialize;
 
 use super::{
-    Answer, Asked, BadBody, Family, Found, Missing, Operation, Route, Served, Unreadable,
-    model_path,
+    Answer, Asked, BadBody, Family, Found, MetadataSlot, Missing, Operation, Route, Served,
+    Unreadable, model_path,
 };
 use crate::pricing::Usage;
 use crate::pricing::billing_units::{PerUnit, Quality, Units, per_unit};
@@ -63,6 +63,15 @@ impl Family for Invoke {
             Some(PerUnit::SearchUnit) => Ok(rerank_request(body)),
             // Video models are not called through InvokeModel.
             Some(PerUnit::VideoSecond) | None => Ok(Asked::default()),
+        }
+    }
+
+    fn metadata(&self, op: Operation) -> MetadataSlot {
+        match op {
+            Operation::InvokeModel | Operation::InvokeModelWithResponseStream => {
+                MetadataSlot::Header
+            }
+            _ => MetadataSlot::None,
         }
     }
 

@@ -16,7 +16,7 @@ pub mod invoke;
 pub mod openai;
 mod served;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Method};
 use percent_encoding::percent_decode_str;
 use std::borrow::Cow;
@@ -63,10 +63,28 @@ pub trait Family: Sync {
         Strip::Keep
     }
 
+    /// Where `op` carries Bedrock's request metadata (the key-value tags that invocation logs
+    /// record), if it takes any.
+    fn metadata(&self, _op: Operation) -> MetadataSlot {
+        MetadataSlot::None
+    }
+
     /// How Bedrock says it served the call, when its response headers say so (tier, latency).
     fn served(&self, _op: Operation, _headers: &HeaderMap) -> Option<Served> {
         None
     }
+}
+
+/// Where a request carries Bedrock's request metadata.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetadataSlot {
+    /// The operation takes none.
+    None,
+    /// The `requestMetadata` member of the JSON body (Converse, ConverseStream).
+    Body,
+    /// The `X-Amzn-Bedrock-Request-Metadata` header, a JSON object (InvokeModel,
+    /// InvokeModelWithResponseStream).
+    Header,
 }
 
 /// Where an answer's usage is, and the reader for it there.
@@ -344,4 +362,28 @@ pub fn decode_label(label: &str) -> Option<String> {
         return None;
     }
     Some(decoded.into_owned())
+}
+
+/// Where `part`, a slice borrowed from `whole`, lies in it.
+pub fn span_of(whole: &[u8], part: &str) -> Option<std::ops::Range<usize>> {
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    let end = start.checked_add(part.len())?;
+    (end <= whole.len()).then_some(start..end)
+}
+
+/// `body` with the bytes at `span` replaced by `with`; the rest copied as it is.
+pub fn splice(body: &[u8], span: std::ops::Range<usize>, with: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(body.len() - span.len() + with.len());
+    out.extend_from_slice(&body[..span.start]);
+    out.extend_from_slice(with);
+    out.extend_from_slice(&body[span.end..]);
+    out.freeze()
+}
+
+/// For `#[serde(deserialize_with)]` on an `Option<&RawValue>` member: the value as written,
+/// `null` included, so that a member that is present is never mistaken for an absent one.
+pub fn raw_member<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<&'de serde_json::value::RawValue>, D::Error> {
+    <&serde_json::value::RawValue as serde::Deserialize>::deserialize(d).map(Some)
 }

@@ -15,14 +15,14 @@
 
 use std::borrow::Cow;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::Method;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{
     Answer, Asked, BadBody, Family, Found, Missing, Operation, Route, Served, SseUsage, Strip,
-    Unreadable, body_model,
+    Unreadable, body_model, raw_member, span_of, splice,
 };
 use crate::pricing::{Tier, Usage};
 
@@ -92,12 +92,8 @@ struct Head<'a> {
     #[serde(default)]
     stream: Option<bool>,
     /// Kept as written (even `null`), so it can be replaced where it stands.
-    #[serde(borrow, default, deserialize_with = "raw")]
+    #[serde(borrow, default, deserialize_with = "raw_member")]
     stream_options: Option<&'a RawValue>,
-}
-
-fn raw<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&RawValue>::deserialize(d).map(Some)
 }
 
 const INCLUDE_USAGE: &str = r#"{"include_usage":true}"#;
@@ -125,27 +121,12 @@ fn ask_for_usage(body: &[u8], options: Option<&RawValue>) -> Option<Bytes> {
     Some(splice(body, span, value.as_bytes()))
 }
 
-/// Where `part`, a slice borrowed from `whole`, lies in it.
-fn span_of(whole: &[u8], part: &str) -> Option<std::ops::Range<usize>> {
-    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
-    let end = start.checked_add(part.len())?;
-    (end <= whole.len()).then_some(start..end)
-}
-
-fn splice(body: &[u8], span: std::ops::Range<usize>, with: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(body.len() - span.len() + with.len());
-    out.extend_from_slice(&body[..span.start]);
-    out.extend_from_slice(with);
-    out.extend_from_slice(&body[span.end..]);
-    out.freeze()
-}
-
 /// The members of a stream chunk that [`strip_chunk`] looks at.
 #[derive(Deserialize)]
 struct ChunkHead<'a> {
-    #[serde(borrow, default, deserialize_with = "raw")]
+    #[serde(borrow, default, deserialize_with = "raw_member")]
     choices: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "raw")]
+    #[serde(borrow, default, deserialize_with = "raw_member")]
     usage: Option<&'a RawValue>,
 }
 

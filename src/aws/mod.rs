@@ -3,4 +3,5 @@
 
 pub mod credentials;
 pub mod error;
+pub mod sessions;
 pub mod sigv4;

@@ -155,6 +155,12 @@ impl Pending {
         self.inner().map_or(Operation::Other, |i| i.op)
     }
 
+    /// The app the request is metered under, as its label says.
+    pub fn app(&self) -> Arc<str> {
+        self.inner()
+            .map_or_else(|| Arc::from(""), |i| i.app.clone())
+    }
+
     /// Re-attributes the request (a signature that turned out not to check).
     pub fn set_app(&mut self, app: &str) {
         if let Some(i) = self.inner.as_mut() {

@@ -87,6 +87,7 @@ pub struct Metrics {
     label_overflow: IntCounterVec,
     stream_exceptions: IntCounterVec,
     auth_failures: IntCounterVec,
+    assume_role_failures: IntCounterVec,
     rate_card_reloads: IntCounterVec,
     keys_reloads: IntCounterVec,
     tls_reloads: IntCounterVec,
@@ -190,6 +191,12 @@ impl Metrics {
         for reason in crate::names::AUTH_FAILURE_REASONS {
             auth_failures.with_label_values(&[reason]);
         }
+        let assume_role_failures = counter(
+            "bedrock_assume_role_failures_total",
+            "Calls forwarded under the meter's own AWS identity because the app's --assume-role \
+             session could not be had (STS refused or was unreachable), by app.",
+            &["app"],
+        )?;
         let routed = counter(
             "bedrock_routed_requests_total",
             "Calls to a prompt router, by the router called and the model it chose (the model \
@@ -279,6 +286,7 @@ impl Metrics {
             label_overflow,
             stream_exceptions,
             auth_failures,
+            assume_role_failures,
             rate_card_reloads,
             keys_reloads,
             tls_reloads,
@@ -470,6 +478,11 @@ impl Metrics {
 
     pub fn auth_failure(&self, reason: &'static str) {
         self.auth_failures.with_label_values(&[reason]).inc();
+    }
+
+    /// A call signed with the meter's own identity because its app had no session.
+    pub fn assume_role_failure(&self, app: &str) {
+        self.assume_role_failures.with_label_values(&[app]).inc();
     }
 
     /// Makes the reload series of a watched file visible at zero before its first reload.

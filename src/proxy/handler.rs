@@ -11,9 +11,12 @@ use hyper::body::Incoming;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::api::Operation;
-use crate::api::{Answer, Asked, BadBody, BodyReader, Family, Missing};
+use crate::api::{Answer, Asked, BadBody, BodyReader, Family, MetadataSlot, Missing};
+use aws_credential_types::Credentials;
+
 use crate::aws::credentials::CredentialCache;
 use crate::aws::error::{aws_error, error_chain};
+use crate::aws::sessions::Sessions;
 use crate::aws::sigv4::{self, PayloadHash};
 use crate::meter::{Meter, Pending, Source};
 use crate::money::usd_trimmed;
@@ -21,6 +24,7 @@ use crate::pricing::RateCard;
 use crate::pricing::Usage;
 use crate::proxy::budget::{ByteBudget, Held, HeldBody};
 use crate::proxy::errors::ProxyError;
+use crate::proxy::forward;
 use crate::proxy::forward::upstream::{Upstream, UpstreamClient};
 use crate::proxy::forward::{strip_hop_by_hop, upstream_request};
 use crate::proxy::guard::ProxyBody;
@@ -68,6 +72,10 @@ pub struct State {
     pub client_body_timeout: Duration,
     /// How long a response whose client left is still read, to catch its usage.
     pub abandoned_grace: Duration,
+    /// The request metadata key that names the app in each forwarded call (`None`: off).
+    pub metadata_key: Option<Box<str>>,
+    /// Each app's own STS session to sign with (`--assume-role`).
+    pub sessions: Option<Arc<Sessions>>,
 }
 
 impl State {
@@ -145,14 +153,18 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
         }
     };
     let body_started = Instant::now();
-    // Hashed once: for the client's signature (keys mode) and for the proxy's own.
-    let mut payload = PayloadHash::of(&body);
-    if let Some(Verdict::Signed { credentials, .. }) = &verdict
-        && let Err(failure) =
-            identify::verify_payload(&parts, &payload, credentials, SystemTime::now())
-    {
-        pending.set_app(UNAUTHENTICATED);
-        return refuse(&state, failure, pending);
+    // The client's signature (keys mode) covers the body as it came; the proxy signs the body
+    // it sends. Hashed once when the two are the same.
+    let mut payload = None;
+    if let Some(Verdict::Signed { credentials, .. }) = &verdict {
+        let hash = PayloadHash::of(&body);
+        if let Err(failure) =
+            identify::verify_payload(&parts, &hash, credentials, SystemTime::now())
+        {
+            pending.set_app(UNAUTHENTICATED);
+            return refuse(&state, failure, pending);
+        }
+        payload = Some(hash);
     }
     // Families that name the model in the body (or ask Bedrock for more than the client did)
     // read it now; the client's signature above covered the body as the client sent it.
@@ -164,20 +176,53 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
         pending.set_model(asked.model_id.take());
     }
     pending.add_units(asked.units);
-    let body = match asked.rewrite.take() {
+    let mut body = match asked.rewrite.take() {
         Some(rewritten) => {
-            payload = PayloadHash::of(&rewritten);
+            payload = None;
             rewritten
         }
         None => body,
     };
+    let mut metadata = None;
+    if let Some(key) = &state.metadata_key {
+        let app = pending.app();
+        match family.metadata(op) {
+            MetadataSlot::None => {}
+            MetadataSlot::Body => match forward::metadata::body(&body, key, &app) {
+                Ok(Some(tagged)) => {
+                    body = tagged;
+                    payload = None;
+                }
+                Ok(None) => {}
+                Err(BadBody(reason)) => return ProxyError::BadBody(reason).respond(pending),
+            },
+            MetadataSlot::Header => {
+                let sent = parts.headers.get(forward::metadata::HEADER);
+                match forward::metadata::header(sent, key, &app) {
+                    Ok(value) => metadata = Some(value),
+                    Err(BadBody(reason)) => return ProxyError::BadBody(reason).respond(pending),
+                }
+            }
+        }
+    }
+    let payload = payload.unwrap_or_else(|| PayloadHash::of(&body));
     let key_region = match &verdict {
         Some(Verdict::Bearer { region, .. } | Verdict::Certificate { region, .. }) => {
             region.as_deref()
         }
         _ => None,
     };
-    let request = match prepare(&state, &parts, key_region, body, &payload, &mut pending).await {
+    let request = match prepare(
+        &state,
+        &parts,
+        key_region,
+        body,
+        &payload,
+        metadata,
+        &mut pending,
+    )
+    .await
+    {
         Ok(r) => r,
         Err(e) => return e.respond(pending),
     };
@@ -463,6 +508,7 @@ async fn prepare(
     key_region: Option<&str>,
     body: Bytes,
     payload: &PayloadHash,
+    metadata: Option<HeaderValue>,
     pending: &mut Pending,
 ) -> Result<Request<http_body_util::Full<Bytes>>, ProxyError> {
     let region = sigv4::region_of(&parts.headers)
@@ -475,11 +521,36 @@ async fn prepare(
         .upstream
         .uri(region, path_and_query)
         .map_err(|e| ProxyError::BadRegion(e.to_string()))?;
-    let credentials = state
-        .credentials
-        .get()
-        .await
-        .map_err(|e| ProxyError::Signing(e.to_string()))?;
-    upstream_request(parts, uri, body, payload, &credentials, region)
+    let credentials = match session(state, pending).await {
+        Some(c) => c,
+        None => state
+            .credentials
+            .get()
+            .await
+            .map_err(|e| ProxyError::Signing(e.to_string()))?,
+    };
+    upstream_request(parts, uri, body, payload, &credentials, region, metadata)
         .map_err(|e| ProxyError::Signing(e.to_string()))
+}
+
+/// The app's own session credentials (`--assume-role`); `None` signs with the meter's own,
+/// counted when it is because the session could not be had.
+async fn session(state: &State, pending: &Pending) -> Option<Arc<Credentials>> {
+    let sessions = state.sessions.as_ref()?;
+    let app = pending.app();
+    let tags = || {
+        state
+            .keys
+            .as_ref()
+            .and_then(|keys| keys.tags(&app))
+            .map(|tags| tags.to_vec())
+            .unwrap_or_default()
+    };
+    match sessions.get(&app, tags).await {
+        Ok(c) => Some(c),
+        Err(_) => {
+            state.meter.metrics.assume_role_failure(&app);
+            None
+        }
+    }
 }

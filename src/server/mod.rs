@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::aws::credentials::CredentialCache;
+use crate::aws::sessions::Sessions;
 use crate::meter::Meter;
 use crate::meter::labels::LabelGuard;
 use crate::meter::ledger::{self, Ledger};
@@ -170,6 +171,10 @@ pub async fn start(config: ProxyConfig) -> Result<Running, StartError> {
         Some(p) => p,
         None => default_credentials(config.region.as_deref()).await?,
     };
+    let sessions = config
+        .assume_role
+        .as_ref()
+        .map(|role| Sessions::new(role, provider.clone()));
     let credentials = CredentialCache::new(provider);
     credentials.spawn_refresher(stop.clone());
     let keys = config.keys.map(|k| {
@@ -195,6 +200,8 @@ pub async fn start(config: ProxyConfig) -> Result<Running, StartError> {
         upstream_idle_timeout: config.upstream_idle_timeout,
         client_body_timeout: config.client_body_timeout,
         abandoned_grace: config.abandoned_grace,
+        metadata_key: config.metadata_key.map(String::into_boxed_str),
+        sessions,
     });
     let admin = Arc::new(Admin {
         state: state.clone(),

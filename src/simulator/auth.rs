@@ -46,7 +46,26 @@ fn invalid(message: &str) -> Rejection {
     }
 }
 
+/// The key id a SigV4 request is signed with, if it is one.
+pub fn access_key_id(parts: &Parts) -> Option<String> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    sigv4::parse_authorization(value)
+        .ok()
+        .map(|auth| auth.access_key_id.to_owned())
+}
+
+/// Checks a Bedrock Runtime request's signature (service `bedrock`).
 pub fn check(parts: &Parts, body: &[u8], expected: &Credentials) -> Result<(), Rejection> {
+    check_for(parts, body, expected, sigv4::SERVICE)
+}
+
+/// Checks a request's signature by `expected`, scoped to `service`.
+pub fn check_for(
+    parts: &Parts,
+    body: &[u8],
+    expected: &Credentials,
+    service: &str,
+) -> Result<(), Rejection> {
     let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
         return Err(unrecognized());
     };
@@ -61,10 +80,9 @@ pub fn check(parts: &Parts, body: &[u8], expected: &Credentials) -> Result<(), R
     if auth.access_key_id != expected.access_key_id() {
         return Err(unrecognized());
     }
-    if auth.service != sigv4::SERVICE {
+    if auth.service != service {
         return Err(invalid(&format!(
-            "Credential should be scoped to correct service: '{}'.",
-            sigv4::SERVICE
+            "Credential should be scoped to correct service: '{service}'."
         )));
     }
     match sigv4::verify(parts, body, expected, SystemTime::now(), MAX_SKEW) {

@@ -32,6 +32,7 @@ mod openai;
 mod router;
 mod sse;
 mod stats;
+mod sts;
 mod units;
 mod usage;
 
@@ -53,7 +54,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use self::body::SimBody;
-pub use self::stats::{SeenRequest, SimStats};
+pub use self::stats::{AssumedRole, METER_IDENTITY, SeenRequest, SimStats};
 
 use self::call::Call;
 use self::faults::{bedrock_error, coral_error};
@@ -76,6 +77,9 @@ pub struct SimulatorConfig {
     /// When set, every request must carry a valid SigV4 signature by these credentials
     /// (service `bedrock`, any region, ±15 minutes), as Bedrock would insist.
     pub expect_credentials: Option<Credentials>,
+    /// Lifetime of the STS sessions `AssumeRole` hands out, instead of the `DurationSeconds`
+    /// asked for (tests of renewal use a short one).
+    pub sts_session_lifetime: Option<std::time::Duration>,
 }
 
 impl Default for SimulatorConfig {
@@ -83,6 +87,7 @@ impl Default for SimulatorConfig {
         SimulatorConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             expect_credentials: None,
+            sts_session_lifetime: None,
         }
     }
 }
@@ -98,6 +103,7 @@ struct Shared {
     recorder: Arc<Recorder>,
     expect_credentials: Option<Credentials>,
     requests: AtomicU64,
+    sts: sts::Sts,
 }
 
 impl Simulator {
@@ -109,6 +115,7 @@ impl Simulator {
             recorder: Arc::new(Recorder::default()),
             expect_credentials: config.expect_credentials,
             requests: AtomicU64::new(0),
+            sts: sts::Sts::new(config.sts_session_lifetime),
         });
         let shutdown = CancellationToken::new();
         let handler_shared = shared.clone();
@@ -143,6 +150,11 @@ impl Simulator {
         self.shared.recorder.snapshot()
     }
 
+    /// Makes STS `AssumeRole` fail (503) until called again with `false`.
+    pub fn set_sts_down(&self, down: bool) {
+        self.shared.sts.set_down(down);
+    }
+
     /// Stops accepting connections; open ones get to finish.
     pub fn shutdown(&self) {
         self.shutdown.cancel();
@@ -159,7 +171,7 @@ impl Drop for Simulator {
 pub async fn run(listen: SocketAddr) -> std::io::Result<()> {
     let sim = Simulator::start(SimulatorConfig {
         listen,
-        expect_credentials: None,
+        ..SimulatorConfig::default()
     })
     .await?;
     tracing::info!(url = %sim.url(), "Bedrock Runtime simulator listening");
@@ -171,6 +183,9 @@ pub async fn run(listen: SocketAddr) -> std::io::Result<()> {
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<SimBody> {
     let seq = shared.requests.fetch_add(1, Ordering::Relaxed) + 1;
     let (parts, body) = req.into_parts();
+    if sts::is_sts(&parts) {
+        return assume_role(&shared, &parts, body).await;
+    }
     let route = route(&parts.method, parts.uri.path());
     let operation = route.as_ref().map_or("Unknown", |r| r.operation.as_str());
     let body = Limited::new(body, MAX_BODY)
@@ -201,12 +216,28 @@ async fn respond(
     route: Option<Route>,
     seq: u64,
 ) -> Response<SimBody> {
-    if let Some(expected) = &shared.expect_credentials {
+    // A call signed by one of the sessions STS handed out is checked against that session;
+    // any other, against the credentials the simulator expects (the meter's own).
+    let session = auth::access_key_id(parts).and_then(|id| shared.sts.session(&id));
+    let expected = session
+        .as_ref()
+        .map(|s| &s.credentials)
+        .or(shared.expect_credentials.as_ref());
+    if let Some(expected) = expected {
         let verdict = auth::check(parts, &body, expected);
         shared.recorder.signature(verdict.is_ok());
         if let Err(rejection) = verdict {
             return rejection.into_response();
         }
+    }
+    if route.is_some() {
+        let signer = session.as_ref().map_or(METER_IDENTITY, |s| s.name.as_str());
+        shared.recorder.signed_by(signer);
+    }
+    if let Some(route) = &route
+        && let Some(refusal) = check_metadata(shared, parts, &body, route, session.as_ref())
+    {
+        return refusal;
     }
     let Some(route) = route else {
         return coral_error(
@@ -376,4 +407,85 @@ fn seen(parts: &Parts, body_len: usize) -> SeenRequest {
 /// UUID-shaped and unique per simulator, like Bedrock's, but reproducible.
 fn request_id(seq: u64) -> String {
     format!("00000000-0000-4000-8000-{seq:012x}")
+}
+
+/// STS `AssumeRole`, signed by the credentials the simulator expects when it expects some.
+async fn assume_role(shared: &Shared, parts: &Parts, body: Incoming) -> Response<SimBody> {
+    let Ok(body) = Limited::new(body, 64 * 1024)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+    else {
+        return sts::error(
+            StatusCode::BAD_REQUEST,
+            "Sender",
+            "ValidationError",
+            "The request body could not be read.",
+        );
+    };
+    if let Some(expected) = &shared.expect_credentials
+        && let Err(rejection) = auth::check_for(parts, &body, expected, "sts")
+    {
+        return rejection.into_response();
+    }
+    shared.sts.answer(&body, &shared.recorder)
+}
+
+/// Reads a call's request metadata (Converse's `requestMetadata`, InvokeModel's header),
+/// refuses it where Bedrock would (not an object of strings), records it, and refuses a call
+/// signed by a session for another app than the one its metadata names. `Some`: the refusal.
+fn check_metadata(
+    shared: &Shared,
+    parts: &Parts,
+    body: &[u8],
+    route: &Route,
+    session: Option<&sts::Session>,
+) -> Option<Response<SimBody>> {
+    type Tags = std::collections::BTreeMap<String, String>;
+    #[derive(serde::Deserialize)]
+    struct Body {
+        #[serde(rename = "requestMetadata", default)]
+        request_metadata: Option<Tags>,
+    }
+    let metadata = match route.operation {
+        // A body that is no JSON at all gets the simulator's usual answer; one that is JSON
+        // with a `requestMetadata` that is no object of strings is refused, as Bedrock does.
+        Operation::Converse | Operation::ConverseStream => {
+            match serde_json::from_slice::<Body>(body) {
+                Ok(b) => b.request_metadata,
+                Err(_) if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() => None,
+                Err(e) => return Some(faults::validation(&format!("requestMetadata: {e}"))),
+            }
+        }
+        Operation::InvokeModel | Operation::InvokeModelWithResponseStream => {
+            match parts.headers.get("x-amzn-bedrock-request-metadata") {
+                None => None,
+                Some(v) => match serde_json::from_slice::<Tags>(v.as_bytes()) {
+                    Ok(tags) => Some(tags),
+                    Err(e) => {
+                        return Some(faults::validation(&format!(
+                            "X-Amzn-Bedrock-Request-Metadata: {e}"
+                        )));
+                    }
+                },
+            }
+        }
+        _ => return None,
+    };
+    let app = metadata.as_ref().and_then(|m| m.get("app")).cloned();
+    shared.recorder.metadata(metadata);
+    if let (Some(session), Some(app)) = (session, app)
+        && session.name != crate::aws::sessions::session_name(&app)
+    {
+        shared.recorder.identity_mismatch();
+        return Some(coral_error(
+            StatusCode::FORBIDDEN,
+            "AccessDeniedException",
+            &format!(
+                "The call names app {app:?} in its request metadata but is signed by the session of {:?}.",
+                session.name
+            ),
+        ));
+    }
+    None
 }

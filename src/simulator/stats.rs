@@ -25,6 +25,30 @@ pub struct SimStats {
     /// (`content_policy`, …). Only non-zero counts appear.
     pub units: BTreeMap<(String, &'static str), u64>,
     pub last_request: Option<SeenRequest>,
+    /// Every STS `AssumeRole` the simulator answered, in order.
+    pub assumed_roles: Vec<AssumedRole>,
+    /// Bedrock calls by who signed them: a session's name, or [`METER_IDENTITY`] for any
+    /// other key (the meter's own).
+    pub signed_by: BTreeMap<String, u64>,
+    /// Calls signed by a session for another app than the session's (refused).
+    pub identity_mismatches: u64,
+    /// Converse and InvokeModel calls by the `app` their request metadata names (`""`: none).
+    pub metadata_apps: BTreeMap<String, u64>,
+    /// The request metadata of the last call that carried any.
+    pub last_metadata: Option<BTreeMap<String, String>>,
+}
+
+/// [`SimStats::signed_by`]'s name for calls not signed by a session.
+pub const METER_IDENTITY: &str = "(meter)";
+
+/// One `AssumeRole` call as the simulator's STS received it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AssumedRole {
+    pub role_arn: String,
+    pub session_name: String,
+    /// Session tags, in the order sent.
+    pub tags: Vec<(String, String)>,
+    pub duration_seconds: u64,
 }
 
 impl SimStats {
@@ -101,6 +125,34 @@ impl Recorder {
         self.with(|s| {
             let slot = s.units.entry((model.to_owned(), unit)).or_default();
             *slot = slot.saturating_add(n);
+        });
+    }
+
+    pub fn assumed_role(&self, call: AssumedRole) {
+        self.with(|s| s.assumed_roles.push(call));
+    }
+
+    /// A Bedrock call signed by `signer` (a session name or [`METER_IDENTITY`]).
+    pub fn signed_by(&self, signer: &str) {
+        self.with(|s| *s.signed_by.entry(signer.to_owned()).or_default() += 1);
+    }
+
+    pub fn identity_mismatch(&self) {
+        self.with(|s| s.identity_mismatches += 1);
+    }
+
+    /// The request metadata a Converse or InvokeModel call carried.
+    pub fn metadata(&self, metadata: Option<BTreeMap<String, String>>) {
+        self.with(|s| {
+            let app = metadata
+                .as_ref()
+                .and_then(|m| m.get("app"))
+                .cloned()
+                .unwrap_or_default();
+            *s.metadata_apps.entry(app).or_default() += 1;
+            if metadata.is_some() {
+                s.last_metadata = metadata;
+            }
         });
     }
 

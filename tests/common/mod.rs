@@ -52,6 +52,7 @@ impl Harness {
         let simulator = Simulator::start(SimulatorConfig {
             listen: loopback(),
             expect_credentials: Some(proxy_credentials()),
+            ..SimulatorConfig::default()
         })
         .await
         .unwrap();

@@ -1,6 +1,7 @@
 //! Forward: turns the client's request into the upstream request — hop-by-hop and client auth
 //! headers dropped, the body's length fixed, and the whole signed with the proxy's credentials.
 
+pub mod metadata;
 pub mod upstream;
 
 use std::time::SystemTime;
@@ -48,6 +49,7 @@ pub fn upstream_request(
     payload: &PayloadHash,
     credentials: &Credentials,
     region: &str,
+    metadata: Option<HeaderValue>,
 ) -> Result<Request<Full<Bytes>>, SigV4Error> {
     let mut headers = client.headers.clone();
     strip_hop_by_hop(&mut headers);
@@ -58,6 +60,9 @@ pub fn upstream_request(
     // Bedrock API keys (bearer tokens) are the client's, never forwarded.
     headers.remove(header::AUTHORIZATION);
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    if let Some(value) = metadata {
+        headers.insert(metadata::HEADER, value);
+    }
 
     let (mut parts, ()) = Request::new(()).into_parts();
     parts.method = client.method.clone();
@@ -100,6 +105,7 @@ mod tests {
             &PayloadHash::of(b"{}"),
             &creds,
             "us-east-1",
+            None,
         )
         .unwrap();
         let h = req.headers();

@@ -16,7 +16,11 @@
 //! client_cert = "spiffe://mesh.example/ns/ledger/sa/api"   # mutual TLS (--tls-client-ca)
 //! app = "ledger"
 //! region = "eu-west-1"         # optional, as for bearer_token
+//! tags = { team = "payments", cost-center = "4711" }   # optional, with --assume-role
 //! ```
+//!
+//! `tags` are the session tags the app's STS session carries besides `app` (`--assume-role`);
+//! every key of one app gives the same tags, since the app has one session.
 //!
 //! Parsed in two steps like the rate card (serde types that reject unknown keys, then
 //! validation), so every problem is reported with its line. Bearer tokens are held only as their
@@ -61,7 +65,15 @@ pub struct Keys {
     bearer: HashMap<[u8; 32], BearerKey>,
     /// By a name the client certificate carries (URI or DNS SAN, or subject common name).
     certificate: HashMap<String, BearerKey>,
+    /// The session tags of apps whose keys give some (`--assume-role`).
+    tags: HashMap<Arc<str>, SessionTags>,
 }
+
+/// Session tags besides `app`, sorted by key.
+pub type SessionTags = Arc<[(String, String)]>;
+
+/// STS allows 50 session tags; the meter's own `app` is one of them.
+pub const MAX_TAGS: usize = 49;
 
 /// An error or warning in the keys file, at its line. Never contains a secret.
 pub type KeysError = FileError;
@@ -92,6 +104,7 @@ struct RawKey {
     bearer_token: Option<Spanned<String>>,
     client_cert: Option<Spanned<String>>,
     region: Option<Spanned<String>>,
+    tags: Option<Spanned<std::collections::BTreeMap<String, String>>>,
 }
 
 impl Keys {
@@ -142,6 +155,30 @@ impl Keys {
                 continue;
             }
             let app: Arc<str> = Arc::from(app.as_str());
+            if let Some(tags) = entry.tags {
+                let tags_span = tags.span();
+                match session_tags(tags.into_inner()) {
+                    Err(message) => {
+                        errors.push(err(Some(tags_span), message));
+                        continue;
+                    }
+                    Ok(tags) => match keys.tags.get(&app) {
+                        Some(seen) if *seen != tags => {
+                            errors.push(err(
+                                Some(tags_span),
+                                format!(
+                                    "app {app:?} has keys with different tags: it has one session, so every key of it gives the same tags"
+                                ),
+                            ));
+                            continue;
+                        }
+                        Some(_) => {}
+                        None => {
+                            keys.tags.insert(app.clone(), tags);
+                        }
+                    },
+                }
+            }
             let region = match entry.region {
                 Some(r) if entry.bearer_token.is_none() && entry.client_cert.is_none() => {
                     errors.push(err(
@@ -308,6 +345,11 @@ impl Keys {
         apps
     }
 
+    /// The session tags an app's keys give, besides `app`.
+    pub fn tags(&self, app: &str) -> Option<SessionTags> {
+        self.tags.get(app).cloned()
+    }
+
     /// Number of keys of every kind.
     pub fn len(&self) -> usize {
         self.sigv4.len() + self.bearer.len() + self.certificate.len()
@@ -316,6 +358,46 @@ impl Keys {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Session tags as STS takes them: keys of 1 to 128 and values of up to 256 letters, digits,
+/// spaces and `_ . : / = + - @`; keys unique whatever their case; not `app`, which is the
+/// meter's.
+fn session_tags(tags: std::collections::BTreeMap<String, String>) -> Result<SessionTags, String> {
+    let allowed = |s: &str| {
+        s.chars().all(|c| {
+            c.is_alphanumeric()
+                || c == ' '
+                || matches!(c, '_' | '.' | ':' | '/' | '=' | '+' | '-' | '@')
+        })
+    };
+    if tags.len() > MAX_TAGS {
+        return Err(format!(
+            "tags: at most {MAX_TAGS} (STS allows 50 session tags, and app is one)"
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (key, value) in &tags {
+        if key.is_empty() || key.chars().count() > 128 || !allowed(key) {
+            return Err(format!(
+                "tag key {key:?} must be 1 to 128 letters, digits, spaces and _ . : / = + - @"
+            ));
+        }
+        if value.chars().count() > 256 || !allowed(value) {
+            return Err(format!(
+                "tag {key:?}: the value must be up to 256 letters, digits, spaces and _ . : / = + - @"
+            ));
+        }
+        if key.eq_ignore_ascii_case("app") {
+            return Err("tag key \"app\" is the meter's: it always carries the app".into());
+        }
+        if !seen.insert(key.to_lowercase()) {
+            return Err(format!(
+                "tag key {key:?} appears twice (tag keys ignore case)"
+            ));
+        }
+    }
+    Ok(tags.into_iter().collect())
 }
 
 fn bearer_digest(token: &str) -> [u8; 32] {

@@ -133,6 +133,11 @@ impl KeyStore {
         self.len() == 0
     }
 
+    /// The session tags the keys file gives an app, besides `app` (`--assume-role`).
+    pub fn tags(&self, app: &str) -> Option<keys::SessionTags> {
+        self.keys.load().tags(app)
+    }
+
     /// The key a verified client certificate proves, if the keys file lists one of its names.
     /// It takes precedence over the headers: a mesh client's SDK signs with whatever it has.
     pub fn by_certificate(&self, cert: &ClientCertificate) -> Option<Verdict> {

@@ -101,7 +101,7 @@ fn syntax_errors_do_not_echo_the_line() {
     assert_eq!(
         Keys::parse(unknown, "k.toml").unwrap_err().to_string(),
         "k.toml:2: not a valid keys file: unknown field `secret`, expected one of `app`, \
-         `access_key_id`, `secret_access_key`, `session_token`, `bearer_token`, `client_cert`, `region`"
+         `access_key_id`, `secret_access_key`, `session_token`, `bearer_token`, `client_cert`, `region`, `tags`"
     );
 }
 
@@ -200,6 +200,51 @@ app = "ledger-by-dns"
         assert!(
             keys.certificate(&ClientCertificate::from_names(names))
                 .is_none()
+        );
+    }
+}
+
+#[test]
+fn session_tags_are_checked_and_kept_per_app() {
+    let text = "[[key]]\nbearer_token = \"0123456789abcdef0\"\napp = \"pay\"\ntags = { team = \"payments\", cost-center = \"4711\" }\n\
+                [[key]]\nbearer_token = \"0123456789abcdef1\"\napp = \"pay\"\ntags = { cost-center = \"4711\", team = \"payments\" }\n";
+    let keys = Keys::parse(text, "k.toml").unwrap().keys;
+    let tags = keys.tags("pay").unwrap();
+    assert_eq!(
+        &*tags,
+        &[
+            ("cost-center".to_owned(), "4711".to_owned()),
+            ("team".to_owned(), "payments".to_owned())
+        ]
+    );
+    assert!(keys.tags("other").is_none());
+    // The second key's tags (line 8) are checked; the first key gives team = payments.
+    for (tags, message) in [
+        (
+            "{ app = \"x\" }",
+            r#"tag key "app" is the meter's: it always carries the app"#,
+        ),
+        (
+            "{ Team = \"a\", team = \"a\" }",
+            r#"tag key "team" appears twice (tag keys ignore case)"#,
+        ),
+        (
+            "{ \"t{x}\" = \"a\" }",
+            r#"tag key "t{x}" must be 1 to 128 letters, digits, spaces and _ . : / = + - @"#,
+        ),
+        (
+            "{ team = \"other\" }",
+            r#"app "pay" has keys with different tags: it has one session, so every key of it gives the same tags"#,
+        ),
+    ] {
+        let text = format!(
+            "[[key]]\nbearer_token = \"0123456789abcdef0\"\napp = \"pay\"\ntags = {{ team = \"payments\" }}\n\
+             [[key]]\nbearer_token = \"0123456789abcdef1\"\napp = \"pay\"\ntags = {tags}\n"
+        );
+        assert_eq!(
+            Keys::parse(&text, "k.toml").unwrap_err().to_string(),
+            format!("k.toml:8: {message}"),
+            "{tags}"
         );
     }
 }
