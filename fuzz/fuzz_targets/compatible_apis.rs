@@ -5,13 +5,16 @@
 //!   `stream_options` only;
 //! - usage read from a stream, and the bytes the filter lets through, do not depend on where
 //!   the stream was cut into chunks;
-//! - a stream that never mentions `"usage"` passes the filter unchanged.
+//! - a stream that never mentions `"usage"` passes the filter unchanged;
+//! - a body tagged with request metadata is the client's JSON with the meter's app added, and a
+//!   merged metadata header is a JSON object naming the app.
 //!
 //! Input: a split point (first byte), then the bytes, used both as a request body and as a
 //! stream.
 #![no_main]
 
 use bedrock_meter::api::{Family, Operation, anthropic, async_invoke, converse, guardrail, invoke, openai};
+use bedrock_meter::proxy::forward::metadata;
 use bedrock_meter::proxy::tap::sse::{SseTap, Stripper, usage_of};
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
@@ -58,6 +61,36 @@ fuzz_target!(|input: &[u8]| {
             }
             assert_eq!(sent, original);
         }
+    }
+
+    // Request metadata: a body the meter tags is still the client's JSON with the meter's app
+    // in `requestMetadata`, and nothing else changed.
+    if let Ok(Some(tagged)) = metadata::body(data, "app", "checkout")
+        && let Ok(mut original) = serde_json::from_slice::<Value>(data)
+        && original.is_object()
+    {
+        let mut sent: Value = serde_json::from_slice(&tagged).expect("a tagged body is JSON");
+        assert_eq!(sent["requestMetadata"]["app"], Value::String("checkout".into()));
+        let (Some(sent), Some(original)) = (sent.as_object_mut(), original.as_object_mut()) else {
+            unreachable!("both are objects");
+        };
+        let mut tags = sent.remove("requestMetadata");
+        if let Some(tags) = tags.as_mut().and_then(Value::as_object_mut) {
+            tags.remove("app");
+        }
+        let mut before = original.remove("requestMetadata");
+        if let Some(before) = before.as_mut().and_then(Value::as_object_mut) {
+            before.remove("app");
+        }
+        let empty = Some(Value::Object(serde_json::Map::new()));
+        assert!(tags == before || (tags == empty && before.as_ref().is_none_or(Value::is_null)));
+        assert_eq!(sent, original);
+    }
+    if let Ok(value) = http::HeaderValue::from_bytes(data)
+        && let Ok(merged) = metadata::header(Some(&value), "app", "checkout")
+    {
+        let merged: Value = serde_json::from_slice(merged.as_bytes()).expect("merged is JSON");
+        assert_eq!(merged["app"], Value::String("checkout".into()));
     }
 
     // Units: an image count cannot exceed the bytes that hold it; nothing else may panic.
