@@ -710,26 +710,7 @@ async fn boto3_with_a_bearer_key_over_tls() {
     })
     .await;
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/boto3_converse.py");
-    let url = h.proxy.url();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(python)
-            .arg(script)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", std::env::var("HOME").unwrap_or_default())
-            .env("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", url)
-            .env("AWS_BEARER_TOKEN_BEDROCK", BEARER)
-            .env("AWS_DEFAULT_REGION", "us-west-2")
-            .env("AWS_CA_BUNDLE", ca)
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let out = boto3_converse(&python, h.proxy.url(), Some(ca)).await;
     assert!(
         out.status.success(),
         "boto3 failed: {}",
@@ -746,4 +727,62 @@ async fn boto3_with_a_bearer_key_over_tls() {
         ),
     );
     assert_eq!(m.requests(&[("app", "batch")]), 1);
+
+    // The same client and key against a meter without TLS: botocore (1.44 and later) refuses
+    // to send a bearer token over plain HTTP, so nothing reaches the meter.
+    let checks_scheme = std::process::Command::new(&python)
+        .args([
+            "-c",
+            "import inspect, botocore.auth; print('HTTPS endpoint' in inspect.getsource(botocore.auth))",
+        ])
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"True"));
+    if checks_scheme {
+        let keys = Keys::parse(KEYS, "keys.toml").unwrap().keys;
+        let plain = Harness::start_with(|c| c.keys = Some(keys)).await;
+        let out = boto3_converse(&python, plain.proxy.url(), None).await;
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("Bearer authorization requires an HTTPS endpoint."),
+            "{stderr}"
+        );
+        assert_eq!(plain.metrics().await.requests(&[]), 0);
+        assert_eq!(plain.simulator.stats().requests, 0);
+    } else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI installs a botocore that refuses bearer tokens over plain HTTP"
+        );
+    }
+}
+
+/// Runs tests/clients/boto3_converse.py against `url`, configured only by the environment.
+async fn boto3_converse(
+    python: &str,
+    url: String,
+    ca: Option<std::path::PathBuf>,
+) -> std::process::Output {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/boto3_converse.py");
+    let python = python.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut command = std::process::Command::new(python);
+        command
+            .arg(script)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", std::env::var("HOME").unwrap_or_default())
+            .env("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", url)
+            .env("AWS_BEARER_TOKEN_BEDROCK", BEARER)
+            .env("AWS_DEFAULT_REGION", "us-west-2")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
+        if let Some(ca) = ca {
+            command.env("AWS_CA_BUNDLE", ca);
+        }
+        command.output().unwrap()
+    })
+    .await
+    .unwrap()
 }
