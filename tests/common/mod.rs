@@ -49,6 +49,11 @@ impl Harness {
 
     /// Starts the simulator and a proxy in front of it; `tweak` adjusts the proxy config.
     pub async fn start_with(tweak: impl FnOnce(&mut ProxyConfig)) -> Harness {
+        Self::start_with_simulator(|c, _| tweak(c)).await
+    }
+
+    /// [`Harness::start_with`], with the simulator's URL for `tweak` (its STS, say).
+    pub async fn start_with_simulator(tweak: impl FnOnce(&mut ProxyConfig, &str)) -> Harness {
         let simulator = Simulator::start(SimulatorConfig {
             listen: loopback(),
             expect_credentials: Some(proxy_credentials()),
@@ -56,7 +61,8 @@ impl Harness {
         })
         .await
         .unwrap();
-        let proxy = start_proxy(&simulator.url(), tweak).await;
+        let url = simulator.url();
+        let proxy = start_proxy(&url, |c| tweak(c, &url)).await;
         Harness { simulator, proxy }
     }
 
