@@ -8,7 +8,7 @@
 # Knobs (environment): WORKERS (tokio worker threads = nginx worker processes, default 1),
 # PROXY_CPUS (cores for bedrock-meter and nginx, default 1), DRIVER_CPUS (cores for the
 # simulator and the load generator, default 0), RATE, SECS, ROUNDS, CONNS, ONLY (comma list of
-# fixed,saturation,stream,memory,scrape), SOAK_REQUESTS, SOAK_SECS, BASE_PORT, NO_RESULTS=1
+# fixed,saturation,features,stream,memory,scrape), SOAK_REQUESTS, SOAK_SECS, BASE_PORT, NO_RESULTS=1
 # (print only, leave RESULTS.md alone), METER_BIN (another bedrock-meter build to measure; the
 # simulator always comes from this tree's build).
 set -euo pipefail
@@ -82,7 +82,9 @@ wait_port() {
     exit 1
 }
 sim=$BASE_PORT meter=$((BASE_PORT + 1)) admin=$((BASE_PORT + 2)) ngx=$((BASE_PORT + 3))
-for p in $sim $meter $admin $ngx; do
+# The `features` scenario's two other meters: without request metadata, and over TLS.
+plain=$((BASE_PORT + 4)) plain_admin=$((BASE_PORT + 5)) tls=$((BASE_PORT + 6)) tls_admin=$((BASE_PORT + 7))
+for p in $sim $meter $admin $ngx $plain $plain_admin $tls $tls_admin; do
     port_free "$p" || {
         echo "port $p is taken; set BASE_PORT" >&2
         exit 1
@@ -99,6 +101,27 @@ AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench TOKIO_WORKER_THREADS=$WORKER
     --region us-east-1 >"$tmp/meter.log" 2>&1 &
 meter_pid=$!
 pids+=("$meter_pid")
+
+# A test CA and a certificate for 127.0.0.1 (openssl, Debian's), for the TLS meter.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=proxy-bench-ca -keyout "$tmp/ca.key" -out "$tmp/ca.crt" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=meter \
+    -addext "subjectAltName=IP:127.0.0.1" -keyout "$tmp/tls.key" -out "$tmp/tls.csr" 2>/dev/null
+openssl x509 -req -in "$tmp/tls.csr" -CA "$tmp/ca.crt" -CAkey "$tmp/ca.key" -CAcreateserial \
+    -days 2 -copy_extensions copy -out "$tmp/tls.crt" 2>/dev/null
+# Idle until the `features` scenario loads them; pinned with the others.
+AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench TOKIO_WORKER_THREADS=$WORKERS \
+    taskset -c "$PROXY_CPUS" "$bin" serve --listen "127.0.0.1:$plain" \
+    --admin-listen "127.0.0.1:$plain_admin" --upstream "http://127.0.0.1:$sim" \
+    --region us-east-1 --request-metadata false >"$tmp/meter-plain.log" 2>&1 &
+plain_pid=$!
+pids+=("$plain_pid")
+AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench TOKIO_WORKER_THREADS=$WORKERS \
+    taskset -c "$PROXY_CPUS" "$bin" serve --listen "127.0.0.1:$tls" \
+    --admin-listen "127.0.0.1:$tls_admin" --upstream "http://127.0.0.1:$sim" \
+    --region us-east-1 --tls-cert "$tmp/tls.crt" --tls-key "$tmp/tls.key" >"$tmp/meter-tls.log" 2>&1 &
+tls_pid=$!
+pids+=("$tls_pid")
 
 # nginx as a plain extra hop: keep-alive both sides, no buffering (streams pass as they come),
 # no access log, the same number of workers as bedrock-meter has threads.
@@ -148,6 +171,8 @@ fi
 wait_port "$sim"
 wait_port "$meter"
 wait_port "$admin"
+wait_port "$plain"
+wait_port "$tls"
 
 layout="bedrock-meter and nginx on CPU $PROXY_CPUS ($WORKERS tokio worker thread(s) / nginx worker process(es)); simulator and load generator on CPU $DRIVER_CPUS"
 
@@ -157,6 +182,8 @@ if [ "$mode" = run ]; then
         --admin "127.0.0.1:$admin" --meter-pid "$meter_pid" --nginx-pids "$nginx_workers" \
         --clk-tck "$(getconf CLK_TCK)" --rate "$RATE" --secs "$SECS" --rounds "$ROUNDS" \
         --conns "$CONNS" --only "$ONLY" --layout "$layout" --command "$command_line" \
+        --meter-plain "127.0.0.1:$plain" --meter-plain-pid "$plain_pid" \
+        --meter-tls "127.0.0.1:$tls" --meter-tls-pid "$tls_pid" --tls-ca "$tmp/ca.crt" \
         --out "$tmp/section.md"
     marker=proxy-bench
     title="## proxy-bench: bedrock-meter vs nginx proxy_pass"

@@ -13,13 +13,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 type Res<T> = Result<T, Error>;
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
+/// Plain HTTP to most hops; HTTPS (HTTP/1.1 by ALPN) to the meter's TLS listener, trusting
+/// the bench's own CA. Pooled keep-alive either way, as SDKs do.
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 const MODEL: &str = "amazon.nova-micro-v1:0";
 
@@ -69,13 +72,33 @@ impl Args {
 // ---------------------------------------------------------------------------------------------
 // Requests
 
-fn client(max_idle: usize) -> HttpClient {
+fn client(max_idle: usize, ca: Option<&str>) -> Res<HttpClient> {
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
+    http.enforce_http(false);
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(path) = ca {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        for cert in CertificateDer::pem_file_iter(path)? {
+            roots.add(cert?)?;
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(max_idle)
         .pool_idle_timeout(Duration::from_secs(120))
-        .build(http)
+        .build(https))
 }
 
 /// A Converse body of exactly `size` bytes carrying a simulator directive.
@@ -101,9 +124,14 @@ struct Target {
 }
 
 impl Target {
+    /// `addr` is `IP:PORT` (plain HTTP) or a URL with its scheme.
     fn new(addr: &str, op: &'static str, body: Bytes) -> Self {
         Target {
-            base: format!("http://{addr}"),
+            base: if addr.starts_with("http") {
+                addr.to_owned()
+            } else {
+                format!("http://{addr}")
+            },
             op,
             body,
             app: "bench".into(),
@@ -510,7 +538,13 @@ impl Run {
     }
 
     /// Non-streaming Converse at a fixed rate, the hops interleaved round by round.
-    async fn fixed_rate(&mut self, rate: f64, secs: f64, rounds: usize) -> Res<()> {
+    /// Returns per hop (added p50, added p99, added p99.9, CPU µs per request).
+    async fn fixed_rate(
+        &mut self,
+        rate: f64,
+        secs: f64,
+        rounds: usize,
+    ) -> Res<Vec<(f64, f64, f64, f64)>> {
         let body = converse_body("[[sim input=500 output=100]]", 2048);
         let mut tallies = vec![Tally::default(); self.hops.len()];
         let before = get_text(&self.client, &self.admin).await?.0;
@@ -595,6 +629,10 @@ impl Run {
                 ratio(m.3, g.3)
             ));
         }
+        // The overhead histogram is the main meter's: only meaningful in the main comparison.
+        if self.hops.len() != 3 {
+            return Ok(added);
+        }
         let b = diff_buckets(
             &overhead_buckets(&after, "Converse"),
             &overhead_buckets(&before, "Converse"),
@@ -608,11 +646,106 @@ impl Run {
             100.0 * within(0.000_01),
             100.0 * within(0.000_05),
         ));
+        Ok(added)
+    }
+
+    /// What TLS and request metadata cost on a Converse call: the meter without request
+    /// metadata (`--request-metadata false`), with it (the default), and with it over TLS,
+    /// next to direct and nginx, in the same fixed-rate and saturation runs. Then the splice
+    /// itself on a 25 MB body against a plain copy of it.
+    async fn features(
+        &mut self,
+        args: &Args,
+        rate: f64,
+        secs: f64,
+        rounds: usize,
+        conns: usize,
+    ) -> Res<()> {
+        let main = std::mem::take(&mut self.hops);
+        let hop = |name: &'static str, addr: &str, pids: Vec<u32>| Hop {
+            name,
+            addr: addr.to_owned(),
+            pids,
+        };
+        let tls_addr = format!("https://{}", args.str("meter-tls")?);
+        self.hops = vec![
+            hop("direct", &main[0].addr, vec![]),
+            hop(
+                "meter, metadata off",
+                args.str("meter-plain")?,
+                args.pids("meter-plain-pid")?,
+            ),
+            hop("meter (metadata on)", &main[1].addr, main[1].pids.clone()),
+            hop("meter, TLS", &tls_addr, args.pids("meter-tls-pid")?),
+            hop("nginx", &main[2].addr, main[2].pids.clone()),
+        ];
+        for h in &self.hops {
+            let target = Target::new(&h.addr, "converse", converse_body("[[sim]]", 2048));
+            closed_loop(&self.client, &target, conns, 1.0).await;
+        }
+        self.line("\n### TLS and request metadata on a Converse call\n\nThe same meter build three times on the same pinned core: without request metadata (`--request-metadata false`), with it (the default: `requestMetadata` spliced into the 2 KB body), and with it over TLS (`--tls-cert`, TLS 1.3, HTTP/1.1 by ALPN, the load generator's pooled keep-alive connections, as SDKs reuse theirs).");
+        let fixed = self.fixed_rate(rate, secs, rounds).await?;
+        let sat = self.saturation(conns, secs, rounds).await?;
+        let tls_pid = self.hops[3].pids.first().copied().unwrap_or(0);
+        let fds = open_fds(tls_pid);
+        self.hops = main;
+        let row = |i: usize, base: usize| {
+            format!(
+                "added p50 {:+.1} µs, added p99 {:+.1} µs, CPU per request {} ({:+.2} µs) at the fixed rate; CPU per request {} at saturation",
+                fixed[i].0 - fixed[base].0,
+                fixed[i].1 - fixed[base].1,
+                ratio(fixed[i].3, fixed[base].3),
+                fixed[i].3 - fixed[base].3,
+                ratio(sat[i].1, sat[base].1),
+            )
+        };
+        self.line(&format!(
+            "\n**Request metadata** (on vs off): {}.\n\n**TLS** (TLS vs plain, both with metadata): {}.\n\n**vs nginx** (CPU per request at saturation): metadata off {}, metadata on {}, TLS {}.\n\nThe TLS meter held {fds} open file descriptors at the end (its listener, the pooled client connections, its upstream pool): handshakes were paid once per connection, not per call.",
+            row(2, 1),
+            row(3, 2),
+            ratio(sat[1].1, sat[4].1),
+            ratio(sat[2].1, sat[4].1),
+            ratio(sat[3].1, sat[4].1),
+        ));
+        self.splice_25mb();
         Ok(())
     }
 
+    /// `requestMetadata` spliced into a 25 MB Converse body (no member yet), against copying
+    /// the body once: the splice is a substring search plus that copy.
+    fn splice_25mb(&mut self) {
+        let body = converse_body("[[sim]]", 25 * 1024 * 1024);
+        let time = |f: &dyn Fn() -> usize| {
+            let mut t: Vec<f64> = (0..15)
+                .map(|_| {
+                    let start = Instant::now();
+                    std::hint::black_box(f());
+                    start.elapsed().as_secs_f64() * 1e3
+                })
+                .collect();
+            t.sort_by(f64::total_cmp);
+            t[t.len() / 2]
+        };
+        let splice = time(&|| {
+            bedrock_meter::proxy::forward::metadata::body(&body, "app", "bench")
+                .ok()
+                .flatten()
+                .map_or(0, |b| b.len())
+        });
+        let copy = time(&|| Bytes::copy_from_slice(&body).len());
+        let hash = time(&|| {
+            bedrock_meter::aws::sigv4::PayloadHash::of(&body)
+                .as_str()
+                .len()
+        });
+        self.line(&format!(
+            "\n**25 MB body** (median of 15, one core): splicing `requestMetadata` in {splice:.2} ms, copying the body {copy:.2} ms, hashing it for SigV4 (which every forwarded call does once) {hash:.2} ms."
+        ));
+    }
+
     /// Closed-loop saturation, interleaved.
-    async fn saturation(&mut self, conns: usize, secs: f64, rounds: usize) -> Res<()> {
+    /// Returns per hop (requests/s, CPU seconds per request).
+    async fn saturation(&mut self, conns: usize, secs: f64, rounds: usize) -> Res<Vec<(f64, f64)>> {
         let body = converse_body("[[sim input=500 output=100]]", 2048);
         let mut tallies = vec![Tally::default(); self.hops.len()];
         let (before, _) = get_text(&self.client, &self.admin).await?;
@@ -674,6 +807,9 @@ impl Run {
                 ratio(rows[2].1, rows[1].1),
             ));
         }
+        if self.hops.len() != 3 {
+            return Ok(rows);
+        }
         let (after, _) = get_text(&self.client, &self.admin).await?;
         let b = diff_buckets(
             &overhead_buckets(&after, "Converse"),
@@ -685,7 +821,7 @@ impl Run {
             histogram_quantile(0.5, &b) * 1e6,
             histogram_quantile(0.99, &b) * 1e6,
         ));
-        Ok(())
+        Ok(rows)
     }
 
     /// ConverseStream: time to first byte, and how late each event frame arrives.
@@ -806,7 +942,7 @@ impl Run {
             ("nginx", self.hops[2].addr.clone(), self.nginx_pids.clone()),
         ] {
             let idle: u64 = pids.iter().map(|p| rss_kib(*p)).sum();
-            let client = client(n);
+            let client = client(n, None)?;
             let target = Target::new(&addr, "converse-stream", body.clone());
             let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
             let mut set = tokio::task::JoinSet::new();
@@ -899,7 +1035,10 @@ impl Run {
                     return 0u32;
                 };
                 rt.block_on(async move {
-                    let client = client(4);
+                    let client = match client(4, None) {
+                        Ok(c) => c,
+                        Err(_) => return 0u32,
+                    };
                     let mut n = 0u32;
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                         if get_text(&client, &admin).await.is_ok() {
@@ -1002,7 +1141,7 @@ fn today() -> String {
 
 async fn run(args: &Args) -> Res<()> {
     let mut run = Run {
-        client: client(4096),
+        client: client(4096, args.0.get("tls-ca").map(String::as_str))?,
         hops: vec![
             Hop {
                 name: "direct",
@@ -1058,6 +1197,9 @@ async fn run(args: &Args) -> Res<()> {
     if want("saturation") {
         run.saturation(conns, secs, rounds).await?;
     }
+    if want("features") {
+        run.features(args, rate, secs, rounds, conns).await?;
+    }
     if want("stream") {
         run.streams(2000, rounds).await?;
     }
@@ -1080,7 +1222,7 @@ async fn soak(args: &Args) -> Res<()> {
         .first()
         .copied()
         .ok_or("no meter pid")?;
-    let client = client(1024);
+    let client = client(1024, None)?;
     let target = Target::new(
         args.str("meter")?,
         "converse",
