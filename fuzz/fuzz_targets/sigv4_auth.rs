@@ -57,6 +57,10 @@ fn accepted(p: &Parts, body: &[u8], now: SystemTime) -> Option<Verdict> {
             .is_ok()
             .then_some(Verdict::Signed { app, credentials }),
         Ok(bearer @ Verdict::Bearer { .. }) => Some(bearer),
+        // Only the connection's client certificate can prove an app that way, never headers.
+        Ok(Verdict::Certificate { app, .. }) => {
+            panic!("headers alone passed as a client certificate, as {app}: {p:?}")
+        }
         Err(_) => None,
     }
 }
@@ -168,6 +172,7 @@ fuzz_target!(|data: &[u8]| {
             Some(Verdict::Signed { app, .. }) => {
                 panic!("a signature nobody computed was accepted, as {app}: {p:?}")
             }
+            Some(Verdict::Certificate { .. }) => unreachable!("accepted() panics first"),
         }
         return;
     }
@@ -212,6 +217,7 @@ fuzz_target!(|data: &[u8]| {
     let in_window = now.duration_since(signed_at).unwrap_or_default() <= MAX_SKEW;
     match accepted(&p, &body, now) {
         Some(Verdict::Bearer { .. }) => panic!("a SigV4 request passed as a bearer token"),
+        Some(Verdict::Certificate { .. }) => unreachable!("accepted() panics first"),
         Some(Verdict::Signed { app, .. }) => {
             assert!(
                 right,
