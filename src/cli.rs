@@ -166,6 +166,21 @@ pub struct ServeArgs {
     /// is attributed to its key's app. Reloads on SIGHUP and on change.
     #[arg(long, env = "BEDROCK_METER_KEYS")]
     pub keys: Option<PathBuf>,
+    /// Budgets and rate limits per app (TOML, docs/limits.md): a call that would pass one gets
+    /// 429 ThrottlingException and is not forwarded. Reloads on SIGHUP and on change.
+    #[arg(long, env = "BEDROCK_METER_LIMITS", value_name = "FILE")]
+    pub limits: Option<PathBuf>,
+    /// Share the limits' counters between replicas through this Redis
+    /// (redis://[:PASSWORD@]HOST:PORT[/DB]); without it each replica enforces them alone.
+    #[arg(long, env = "BEDROCK_METER_REDIS", value_name = "URL")]
+    pub redis: Option<String>,
+    /// Seconds to wait for Redis before a limit check fails open (or closed).
+    #[arg(long, env = "BEDROCK_METER_REDIS_TIMEOUT", default_value = "0.25", value_parser = seconds)]
+    pub redis_timeout: Duration,
+    /// Refuse calls (503 ServiceUnavailableException) while Redis does not answer, instead of
+    /// forwarding them unchecked.
+    #[arg(long, env = "BEDROCK_METER_LIMITS_FAIL_CLOSED")]
+    pub limits_fail_closed: bool,
     /// Allow open mode (no client authentication) on a non-loopback address.
     #[arg(long, env = "BEDROCK_METER_ALLOW_OPEN")]
     pub allow_open: bool,

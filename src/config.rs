@@ -21,6 +21,8 @@ use crate::names::valid_region;
 use crate::pricing::RateCard;
 use crate::proxy::forward::upstream::Upstream;
 use crate::proxy::identify::Keys;
+use crate::proxy::limits::RedisOptions;
+use crate::proxy::limits::file::LimitsFile;
 use crate::server::tls::TlsFiles;
 
 /// A validated configuration for the proxy: `serve`'s flags turned into it by
@@ -48,6 +50,8 @@ pub struct ProxyConfig {
     pub metadata_key: Option<String>,
     /// Per-app STS sessions (`--assume-role`).
     pub assume_role: Option<AssumeRole>,
+    /// Budgets and rate limits per app (`--limits`).
+    pub limits: Option<LimitsConfig>,
     /// Requests in flight at once before new ones get 429 (0: no limit).
     pub max_in_flight: usize,
     /// Longest silence from the upstream while a response body is read.
@@ -96,6 +100,7 @@ impl ProxyConfig {
             cost_header: true,
             metadata_key: Some("app".to_owned()),
             assume_role: None,
+            limits: None,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             upstream_idle_timeout: Duration::from_secs(60),
             client_header_timeout: Duration::from_secs(10),
@@ -111,6 +116,18 @@ impl ProxyConfig {
             upstream_timeout: Duration::from_secs(300),
         }
     }
+}
+
+/// Budgets and rate limits: the file, where its counters live, and what happens when that
+/// store does not answer.
+pub struct LimitsConfig {
+    pub file: LimitsFile,
+    /// Watched for changes (None: never reloads).
+    pub path: Option<PathBuf>,
+    /// Shared through Redis; `None`: counted in this process alone.
+    pub redis: Option<RedisOptions>,
+    /// Refuse calls while the store does not answer (else forward them unchecked).
+    pub fail_closed: bool,
 }
 
 /// `serve`'s whole configuration: the proxy's, and what only the process needs.
@@ -179,6 +196,34 @@ impl TryFrom<ServeArgs> for ServeConfig {
                 Some(loaded.keys)
             }
         };
+        let limits = match &args.limits {
+            None => {
+                if args.redis.is_some() || args.limits_fail_closed {
+                    return Err(ConfigError(
+                        "--redis and --limits-fail-closed go with --limits FILE".into(),
+                    ));
+                }
+                None
+            }
+            Some(path) => {
+                let file = LimitsFile::load(path)
+                    .map_err(|e| ConfigError(format!("limits file rejected:\n{e}")))?;
+                if let Some(url) = &args.redis
+                    && let Err(e) = redis::Client::open(url.as_str())
+                {
+                    return Err(ConfigError(format!("--redis is not a Redis URL: {e}")));
+                }
+                Some(LimitsConfig {
+                    file,
+                    path: Some(path.clone()),
+                    redis: args.redis.clone().map(|url| RedisOptions {
+                        url,
+                        timeout: args.redis_timeout,
+                    }),
+                    fail_closed: args.limits_fail_closed,
+                })
+            }
+        };
         let tls = |cert: Option<PathBuf>, key: Option<PathBuf>, client_ca: Option<PathBuf>| {
             Some(TlsFiles {
                 cert: cert?,
@@ -216,6 +261,7 @@ impl TryFrom<ServeArgs> for ServeConfig {
                 endpoint: args.sts_endpoint,
                 region: sts_region,
             }),
+            limits,
             max_in_flight: args.max_in_flight,
             upstream_idle_timeout: args.upstream_idle_timeout,
             client_header_timeout: args.client_header_timeout,

@@ -538,9 +538,19 @@ fn keyed_client(h: &Harness, credentials: aws_credential_types::Credentials) -> 
     Client::from_conf(config)
 }
 
+const LIMITS: &str = r#"
+warn_percent = 1
+[default]
+monthly_usd = "1000"
+[apps.batch]
+daily_usd = "0.05"
+[apps.other]
+requests_per_minute = 0
+"#;
+
 /// The proxy as the tests here run it: keys mode with a key per app, room for the four apps
 /// (the fifth folds into `other`), the keys file and a copy of the shipped rate card watched,
-/// a ledger. The files live in `dir`.
+/// a ledger, and limits ([`LIMITS`], watched). The files live in `dir`.
 async fn metered_proxy(dir: &Path) -> Harness {
     let keys_path = dir.join("keys.toml");
     std::fs::write(
@@ -554,7 +564,18 @@ async fn metered_proxy(dir: &Path) -> Harness {
     let rates_path = dir.join("rates.toml");
     std::fs::copy(repo_path("rates/bedrock.toml"), &rates_path).unwrap();
     let ledger = dir.join("ledger.jsonl");
+    // Limits every app is checked against: a budget for all, one batch crosses the soft
+    // threshold of at its first call, and none at all for the apps folded into `other`.
+    let limits_path = dir.join("limits.toml");
+    std::fs::write(&limits_path, LIMITS).unwrap();
+    let limits = bedrock_meter::config::LimitsConfig {
+        file: bedrock_meter::proxy::limits::file::LimitsFile::load(&limits_path).unwrap(),
+        path: Some(limits_path),
+        redis: None,
+        fail_closed: false,
+    };
     let h = Harness::start_with_simulator(|c, simulator| {
+        c.limits = Some(limits);
         // Per-app sessions from the simulator's STS (`--assume-role`).
         c.assume_role = Some(bedrock_meter::aws::sessions::AssumeRole {
             role_arn: "arn:aws:iam::123456789012:role/bedrock-apps".to_owned(),

@@ -148,3 +148,40 @@ fn a_bad_upstream_is_refused() {
     let m = refused(&["--rates", &card, "--upstream", "ftp://x"]);
     assert!(!m.is_empty());
 }
+
+#[test]
+fn limits_flags_are_checked_together() {
+    let card = card_path();
+    let m = refused(&["--rates", &card, "--redis", "redis://127.0.0.1:6379/"]);
+    assert_eq!(m, "--redis and --limits-fail-closed go with --limits FILE");
+    let mut f = tempfile::NamedTempFile::new().expect("temp");
+    writeln!(f, "[default]\nmonthly_usd = \"ten\"").expect("write");
+    let path = f.path().to_string_lossy().into_owned();
+    let m = refused(&["--rates", &card, "--limits", &path]);
+    assert!(m.starts_with("limits file rejected:\n"), "{m}");
+    assert!(m.contains(&format!("{path}:2: monthly_usd must be")), "{m}");
+    let mut ok = tempfile::NamedTempFile::new().expect("temp");
+    writeln!(ok, "[default]\nmonthly_usd = \"10\"").expect("write");
+    let ok = ok.path().to_string_lossy().into_owned();
+    let m = refused(&["--rates", &card, "--limits", &ok, "--redis", "http://x"]);
+    assert!(m.starts_with("--redis is not a Redis URL"), "{m}");
+    let config = ServeConfig::try_from(args(&[
+        "--rates",
+        &card,
+        "--limits",
+        &ok,
+        "--redis",
+        "redis://127.0.0.1:6379/0",
+        "--limits-fail-closed",
+    ]))
+    .expect("valid");
+    let limits = config.proxy.limits.expect("limits");
+    assert!(limits.fail_closed);
+    assert_eq!(
+        limits.redis.map(|r| (r.url, r.timeout)),
+        Some((
+            "redis://127.0.0.1:6379/0".to_owned(),
+            std::time::Duration::from_millis(250)
+        ))
+    );
+}

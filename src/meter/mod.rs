@@ -19,6 +19,7 @@ use crate::metrics::Metrics;
 use crate::pricing::billing_units::{Units, price_units};
 use crate::pricing::model_id::Arn;
 use crate::pricing::{Call, Cost, RateCard, Resolved, Tier, Usage};
+use crate::proxy::limits::{Actual, Reservation};
 use crate::proxy::tap::eventstream::{StreamEnd, StreamTap};
 use crate::proxy::tap::sse::SseTap;
 use crate::proxy::tap::{End, Tap};
@@ -62,6 +63,7 @@ impl Meter {
                 wall: SystemTime::now(),
                 request_id: None,
                 overhead: None,
+                reservation: None,
                 in_flight: InFlight(gauge),
             }),
         }
@@ -106,6 +108,8 @@ struct Inner {
     /// The proxy's own time spent on a forwarded call so far (`None`: not forwarded); observed
     /// in `bedrock_proxy_overhead_seconds` when the request is recorded, recording included.
     overhead: Option<Duration>,
+    /// What the call reserved against its app's limits, settled with what it used.
+    reservation: Option<Reservation>,
     in_flight: InFlight,
 }
 
@@ -232,6 +236,50 @@ impl Pending {
         }
     }
 
+    /// Holds the call's limit reservations until it is recorded, when they are settled with
+    /// what it used.
+    pub fn hold(&mut self, reservation: Reservation) {
+        if let Some(i) = self.inner.as_mut() {
+            i.reservation = Some(reservation);
+        }
+    }
+
+    /// The most `input` tokens in and `output` out can cost this call, in pico-dollars: at
+    /// the dearest tier the card prices, with the input possibly written to the cache at its
+    /// 1-hour rate, plus the units the request asks for. `None`: the model has no price.
+    pub fn worst_case(&self, input: u64, output: u64) -> Option<u64> {
+        let i = self.inner()?;
+        let resolved = i.resolve()?;
+        let entry = resolved.model();
+        let mut pico = 0u64;
+        if entry.per_token {
+            let plain = Usage {
+                input,
+                output,
+                ..Usage::default()
+            };
+            let cached = Usage {
+                input: 0,
+                output,
+                cache_read: 0,
+                cache_write: input,
+                cache_write_1h: input,
+            };
+            for tier in Tier::ALL {
+                for usage in [&plain, &cached] {
+                    if let Some(cost) = resolved.quote(usage, tier).cost {
+                        pico = pico.max(cost.total());
+                    }
+                }
+            }
+        }
+        if !i.units.is_empty() {
+            let q = price_units(&i.units, Some(&entry.units), i.card.guardrail_rates());
+            pico = pico.saturating_add(q.cost.total());
+        }
+        Some(pico)
+    }
+
     /// What `usage` costs at this request's prices; None when the model is unpriced or the
     /// call has no per-token price (provisioned throughput, the reserved tier).
     pub fn quote(&self, usage: &Usage) -> Option<Cost> {
@@ -330,6 +378,7 @@ impl Inner {
             wall,
             request_id,
             overhead,
+            reservation,
             in_flight,
             ..
         } = self;
@@ -399,6 +448,17 @@ impl Inner {
             }
             Some(Err(missing)) => m.usage_missing(op, missing.as_str()),
             None => {}
+        }
+        if let Some(reservation) = reservation {
+            let actual = metered
+                .as_ref()
+                .map_or(Actual::default(), |(u, c, _, uc)| Actual {
+                    tokens: u.prompt_total().saturating_add(u.output),
+                    pico: c
+                        .map_or(0, |c| c.total())
+                        .saturating_add(uc.map_or(0, |uc| uc.total())),
+                });
+            reservation.settle(actual);
         }
         drop(in_flight);
         if tracing::enabled!(tracing::Level::DEBUG) {

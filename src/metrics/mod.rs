@@ -61,10 +61,12 @@ const OVERHEAD_BUCKETS: [f64; 17] = [
 ];
 
 mod exposition;
+mod limits;
 mod series;
 
 pub use exposition::Exposition;
 use exposition::{push_label_value, push_u64};
+pub use limits::{LimitMetrics, Seen as LimitSeen};
 use series::{CostCell, RequestKey, TokenHistogram};
 pub use series::{RequestSeries, Series};
 
@@ -73,6 +75,7 @@ pub use series::{RequestSeries, Series};
 pub enum ConfigFile {
     RateCard,
     Keys,
+    Limits,
 }
 
 pub struct Metrics {
@@ -101,6 +104,8 @@ pub struct Metrics {
     proxy_throttled: IntCounter,
     buffer_full: IntCounter,
     buffered_bytes: IntGauge,
+    /// Budgets and rate limits (`--limits`).
+    pub limits: LimitMetrics,
     series: DashMap<(Arc<str>, Arc<str>), Arc<Series>>,
     request_series: DashMap<RequestKey, Arc<RequestSeries>>,
     /// Every `Series` and `RequestSeries`, in creation order, for rendering.
@@ -274,6 +279,7 @@ impl Metrics {
             .iter()
             .map(|op| in_flight_vec.with_label_values(&[op.as_str()]))
             .collect();
+        let limits = LimitMetrics::register(&registry)?;
         Ok(Metrics {
             registry,
             duration,
@@ -300,6 +306,7 @@ impl Metrics {
             proxy_throttled,
             buffer_full,
             buffered_bytes,
+            limits,
             series: DashMap::new(),
             request_series: DashMap::new(),
             rendered: Mutex::new(Rendered::default()),
@@ -501,6 +508,7 @@ impl Metrics {
         match file {
             ConfigFile::RateCard => &self.rate_card_reloads,
             ConfigFile::Keys => &self.keys_reloads,
+            ConfigFile::Limits => &self.limits.reloads,
         }
     }
 

@@ -13,6 +13,7 @@ use crate::aws::error::aws_error;
 use crate::meter::Pending;
 use crate::pricing::Usage;
 use crate::proxy::identify::AuthFailure;
+use crate::proxy::limits::Refused;
 
 /// The errors the proxy itself answers with (listed in docs/errors.md); upstream errors pass
 /// through.
@@ -51,6 +52,29 @@ pub enum ProxyError {
     /// A body a family must read (the model is named in it) and cannot.
     #[error("{0}")]
     BadBody(String),
+    /// The call would pass one of its app's limits (`--limits`).
+    #[error("{message}")]
+    Limited { message: String, retry_after: u64 },
+    /// The limits store (Redis) does not answer and the meter fails closed.
+    #[error(
+        "bedrock-meter cannot check this app's limits: the limits store does not answer (--limits-fail-closed); retry with backoff"
+    )]
+    LimitsUnavailable,
+}
+
+impl From<Refused> for ProxyError {
+    fn from(refused: Refused) -> ProxyError {
+        match refused {
+            Refused::Over {
+                message,
+                retry_after,
+            } => ProxyError::Limited {
+                message,
+                retry_after,
+            },
+            Refused::Unavailable => ProxyError::LimitsUnavailable,
+        }
+    }
 }
 
 impl ProxyError {
@@ -60,8 +84,10 @@ impl ProxyError {
             ProxyError::UnknownOperation(_) => (StatusCode::NOT_FOUND, "UnknownOperationException"),
             ProxyError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "ValidationException"),
             ProxyError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "RequestTimeoutException"),
-            ProxyError::Busy(_) => (StatusCode::TOO_MANY_REQUESTS, "ThrottlingException"),
-            ProxyError::BuffersFull(_) => (
+            ProxyError::Busy(_) | ProxyError::Limited { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "ThrottlingException")
+            }
+            ProxyError::BuffersFull(_) | ProxyError::LimitsUnavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ServiceUnavailableException",
             ),
@@ -101,7 +127,13 @@ impl ProxyError {
             tracing::debug!(%status, error = %self, "request refused");
         }
         pending.finish(status, outcome);
-        aws_error(status, error_type, &self.to_string())
-            .map(|b| b.map_err(|never| match never {}).boxed_unsync())
+        let mut response = aws_error(status, error_type, &self.to_string())
+            .map(|b| b.map_err(|never| match never {}).boxed_unsync());
+        if let ProxyError::Limited { retry_after, .. } = &self {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, (*retry_after).into());
+        }
+        response
     }
 }

@@ -32,6 +32,7 @@ use crate::proxy::guard::{Guarded, Idle};
 use crate::proxy::identify::{
     self, AuthFailure, ClientCertificate, KeyStore, UNAUTHENTICATED, Verdict,
 };
+use crate::proxy::limits::{Limiter, Worst, worst_case};
 use crate::proxy::route::route;
 use crate::proxy::tap::TapBody;
 use crate::proxy::tap::eventstream::StreamTap;
@@ -76,6 +77,8 @@ pub struct State {
     pub metadata_key: Option<Box<str>>,
     /// Each app's own STS session to sign with (`--assume-role`).
     pub sessions: Option<Arc<Sessions>>,
+    /// Budgets and rate limits per app (`--limits`), checked before a call is forwarded.
+    pub limits: Option<Arc<Limiter>>,
 }
 
 impl State {
@@ -176,6 +179,26 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
         pending.set_model(asked.model_id.take());
     }
     pending.add_units(asked.units);
+    if let Some(limiter) = &state.limits {
+        // The worst case is worked out from the body as the client sent it, before anything
+        // the meter adds.
+        let app = pending.app();
+        let admitted = limiter
+            .admit(&app, pending.model_id(), |file| {
+                let output = worst_case::output_ceiling(&body).unwrap_or(file.default_max_tokens);
+                let input = worst_case::input_estimate(body.len(), file.bytes_per_token);
+                Worst {
+                    tokens: input.saturating_add(output),
+                    pico: pending.worst_case(input, output),
+                }
+            })
+            .await;
+        match admitted {
+            Ok(Some(reservation)) => pending.hold(reservation),
+            Ok(None) => {}
+            Err(refused) => return ProxyError::from(refused).respond(pending),
+        }
+    }
     let mut body = match asked.rewrite.take() {
         Some(rewritten) => {
             payload = None;

@@ -1,5 +1,5 @@
 //! The proxy's request path, in the order a request meets it: [`route`] → [`identify`] →
-//! [`guard`] and [`budget`] → [`forward`] → [`tap`]. [`handler`] runs the steps and answers the
+//! [`guard`] and [`budget`] → [`limits`] → [`forward`] → [`tap`]. [`handler`] runs the steps and answers the
 //! proxy's own errors ([`errors`]).
 
 pub mod budget;
@@ -8,6 +8,7 @@ pub mod forward;
 pub mod guard;
 pub mod handler;
 pub mod identify;
+pub mod limits;
 pub mod route;
 pub mod tap;
 

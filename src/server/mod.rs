@@ -27,6 +27,8 @@ use crate::pricing::RateCard;
 use crate::proxy::budget::ByteBudget;
 use crate::proxy::forward::upstream;
 use crate::proxy::identify::{KeyStore, Keys};
+use crate::proxy::limits::Limiter;
+use crate::proxy::limits::file::LimitsFile;
 use crate::proxy::{self, State};
 use admin::Admin;
 use reload::Watched;
@@ -120,6 +122,9 @@ impl Running {
         {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        if let Some(limits) = &self.state.limits {
+            limits.flush(Duration::from_secs(2)).await;
+        }
         self.state.flush_ledger().await;
     }
 }
@@ -182,6 +187,19 @@ pub async fn start(config: ProxyConfig) -> Result<Running, StartError> {
         Arc::new(KeyStore::new(k))
     });
     let buffers = ByteBudget::new(config.max_buffered, meter.metrics.buffered_bytes());
+    let limits_path = config.limits.as_ref().and_then(|l| l.path.clone());
+    let limits = match config.limits {
+        None => None,
+        Some(l) => {
+            let metrics = meter.metrics.limits.clone();
+            tracing::info!("limits: {}", l.file.summary());
+            Some(match l.redis {
+                None => Limiter::local(l.file, l.fail_closed, metrics),
+                Some(redis) => Limiter::redis(l.file, redis, l.fail_closed, metrics)
+                    .map_err(StartError::Invalid)?,
+            })
+        }
+    };
     let state = Arc::new(State {
         meter,
         rates: ArcSwap::from_pointee(config.rates),
@@ -202,6 +220,7 @@ pub async fn start(config: ProxyConfig) -> Result<Running, StartError> {
         abandoned_grace: config.abandoned_grace,
         metadata_key: config.metadata_key.map(String::into_boxed_str),
         sessions,
+        limits,
     });
     let admin = Arc::new(Admin {
         state: state.clone(),
@@ -259,6 +278,14 @@ pub async fn start(config: ProxyConfig) -> Result<Running, StartError> {
     }
     if let (Some(path), Some(_)) = (config.keys_path, &state.keys) {
         tasks.push(reload::watch_file::<KeysFile>(
+            state.clone(),
+            path,
+            config.reload_interval,
+            stop.clone(),
+        ));
+    }
+    if let (Some(path), Some(_)) = (limits_path, &state.limits) {
+        tasks.push(reload::watch_file::<LimitsWatched>(
             state.clone(),
             path,
             config.reload_interval,
@@ -388,5 +415,28 @@ impl Watched for KeysFile {
         }
         state.meter.metrics.set_keys_loaded(n);
         format!("{n} keys")
+    }
+}
+
+/// The limits file, reloaded when it changes.
+struct LimitsWatched;
+
+impl Watched for LimitsWatched {
+    type Value = LimitsFile;
+    const NAME: &'static str = "limits";
+    const FILE: ConfigFile = ConfigFile::Limits;
+
+    fn load(path: &Path) -> Result<(LimitsFile, Vec<String>), Vec<String>> {
+        LimitsFile::load(path)
+            .map(|file| (file, Vec::new()))
+            .map_err(|e| e.0.iter().map(ToString::to_string).collect())
+    }
+
+    fn install(state: &State, file: LimitsFile) -> String {
+        let summary = file.summary();
+        if let Some(limits) = &state.limits {
+            limits.file.store(Arc::new(file));
+        }
+        summary
     }
 }
