@@ -8,7 +8,7 @@
 # Knobs (environment): WORKERS (tokio worker threads = nginx worker processes, default 1),
 # PROXY_CPUS (cores for bedrock-meter and nginx, default 1), DRIVER_CPUS (cores for the
 # simulator and the load generator, default 0), RATE, SECS, ROUNDS, CONNS, ONLY (comma list of
-# fixed,saturation,features,stream,memory,scrape), SOAK_REQUESTS, SOAK_SECS, BASE_PORT, NO_RESULTS=1
+# fixed,saturation,features,limits,stream,memory,scrape), SOAK_REQUESTS, SOAK_SECS, BASE_PORT, NO_RESULTS=1
 # (print only, leave RESULTS.md alone), METER_BIN (another bedrock-meter build to measure; the
 # simulator always comes from this tree's build).
 set -euo pipefail
@@ -84,7 +84,10 @@ wait_port() {
 sim=$BASE_PORT meter=$((BASE_PORT + 1)) admin=$((BASE_PORT + 2)) ngx=$((BASE_PORT + 3))
 # The `features` scenario's two other meters: without request metadata, and over TLS.
 plain=$((BASE_PORT + 4)) plain_admin=$((BASE_PORT + 5)) tls=$((BASE_PORT + 6)) tls_admin=$((BASE_PORT + 7))
-for p in $sim $meter $admin $ngx $plain $plain_admin $tls $tls_admin; do
+# The `limits` scenario's meters (limits in process, limits in Redis) and its redis-server.
+lim=$((BASE_PORT + 8)) lim_admin=$((BASE_PORT + 9)) rlim=$((BASE_PORT + 10)) rlim_admin=$((BASE_PORT + 11))
+redis=$((BASE_PORT + 12))
+for p in $sim $meter $admin $ngx $plain $plain_admin $tls $tls_admin $lim $lim_admin $rlim $rlim_admin $redis; do
     port_free "$p" || {
         echo "port $p is taken; set BASE_PORT" >&2
         exit 1
@@ -122,6 +125,35 @@ AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench TOKIO_WORKER_THREADS=$WORKER
     --region us-east-1 --tls-cert "$tmp/tls.crt" --tls-key "$tmp/tls.key" >"$tmp/meter-tls.log" 2>&1 &
 tls_pid=$!
 pids+=("$tls_pid")
+
+# Limits that apply to every call and are never reached: four counters per call.
+cat >"$tmp/limits.toml" <<EOF
+[default]
+requests_per_minute = 1000000000
+tokens_per_minute = 1000000000000
+daily_usd = "1000000"
+monthly_usd = "9000000"
+EOF
+if ! command -v redis-server >/dev/null; then
+    echo "redis-server not found; installing Debian's redis-server" >&2
+    apt-get install -y redis-server >&2
+fi
+taskset -c "$DRIVER_CPUS" redis-server --port "$redis" --bind 127.0.0.1 --save "" \
+    --appendonly no >"$tmp/redis.log" 2>&1 &
+pids+=($!)
+AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench TOKIO_WORKER_THREADS=$WORKERS \
+    taskset -c "$PROXY_CPUS" "$bin" serve --listen "127.0.0.1:$lim" \
+    --admin-listen "127.0.0.1:$lim_admin" --upstream "http://127.0.0.1:$sim" \
+    --region us-east-1 --limits "$tmp/limits.toml" >"$tmp/meter-limits.log" 2>&1 &
+lim_pid=$!
+pids+=("$lim_pid")
+AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench TOKIO_WORKER_THREADS=$WORKERS \
+    taskset -c "$PROXY_CPUS" "$bin" serve --listen "127.0.0.1:$rlim" \
+    --admin-listen "127.0.0.1:$rlim_admin" --upstream "http://127.0.0.1:$sim" \
+    --region us-east-1 --limits "$tmp/limits.toml" --redis "redis://127.0.0.1:$redis/" \
+    >"$tmp/meter-redis.log" 2>&1 &
+rlim_pid=$!
+pids+=("$rlim_pid")
 
 # nginx as a plain extra hop: keep-alive both sides, no buffering (streams pass as they come),
 # no access log, the same number of workers as bedrock-meter has threads.
@@ -173,6 +205,9 @@ wait_port "$meter"
 wait_port "$admin"
 wait_port "$plain"
 wait_port "$tls"
+wait_port "$redis"
+wait_port "$lim"
+wait_port "$rlim"
 
 layout="bedrock-meter and nginx on CPU $PROXY_CPUS ($WORKERS tokio worker thread(s) / nginx worker process(es)); simulator and load generator on CPU $DRIVER_CPUS"
 
@@ -184,6 +219,8 @@ if [ "$mode" = run ]; then
         --conns "$CONNS" --only "$ONLY" --layout "$layout" --command "$command_line" \
         --meter-plain "127.0.0.1:$plain" --meter-plain-pid "$plain_pid" \
         --meter-tls "127.0.0.1:$tls" --meter-tls-pid "$tls_pid" --tls-ca "$tmp/ca.crt" \
+        --meter-limits "127.0.0.1:$lim" --meter-limits-pid "$lim_pid" \
+        --meter-redis "127.0.0.1:$rlim" --meter-redis-pid "$rlim_pid" \
         --out "$tmp/section.md"
     marker=proxy-bench
     title="## proxy-bench: bedrock-meter vs nginx proxy_pass"

@@ -539,12 +539,7 @@ impl Run {
 
     /// Non-streaming Converse at a fixed rate, the hops interleaved round by round.
     /// Returns per hop (added p50, added p99, added p99.9, CPU µs per request).
-    async fn fixed_rate(
-        &mut self,
-        rate: f64,
-        secs: f64,
-        rounds: usize,
-    ) -> Res<Vec<(f64, f64, f64, f64)>> {
+    async fn fixed_rate(&mut self, rate: f64, secs: f64, rounds: usize) -> Res<Vec<Figures>> {
         let body = converse_body("[[sim input=500 output=100]]", 2048);
         let mut tallies = vec![Tally::default(); self.hops.len()];
         let before = get_text(&self.client, &self.admin).await?.0;
@@ -649,6 +644,27 @@ impl Run {
         Ok(added)
     }
 
+    /// Runs the fixed-rate and saturation scenarios over `hops` (direct first, nginx last) in
+    /// place of the main three, each warmed first, and puts the main three back.
+    async fn compare(
+        &mut self,
+        hops: Vec<Hop>,
+        rate: f64,
+        secs: f64,
+        rounds: usize,
+        conns: usize,
+    ) -> Res<(Vec<Figures>, Vec<(f64, f64)>)> {
+        for h in &hops {
+            let target = Target::new(&h.addr, "converse", converse_body("[[sim]]", 2048));
+            closed_loop(&self.client, &target, conns, 1.0).await;
+        }
+        let main = std::mem::replace(&mut self.hops, hops);
+        let fixed = self.fixed_rate(rate, secs, rounds).await;
+        let sat = self.saturation(conns, secs, rounds).await;
+        self.hops = main;
+        Ok((fixed?, sat?))
+    }
+
     /// What TLS and request metadata cost on a Converse call: the meter without request
     /// metadata (`--request-metadata false`), with it (the default), and with it over TLS,
     /// next to direct and nginx, in the same fixed-rate and saturation runs. Then the splice
@@ -661,14 +677,10 @@ impl Run {
         rounds: usize,
         conns: usize,
     ) -> Res<()> {
-        let main = std::mem::take(&mut self.hops);
-        let hop = |name: &'static str, addr: &str, pids: Vec<u32>| Hop {
-            name,
-            addr: addr.to_owned(),
-            pids,
-        };
+        let main = &self.hops;
         let tls_addr = format!("https://{}", args.str("meter-tls")?);
-        self.hops = vec![
+        let tls_pids = args.pids("meter-tls-pid")?;
+        let hops = vec![
             hop("direct", &main[0].addr, vec![]),
             hop(
                 "meter, metadata off",
@@ -676,29 +688,13 @@ impl Run {
                 args.pids("meter-plain-pid")?,
             ),
             hop("meter (metadata on)", &main[1].addr, main[1].pids.clone()),
-            hop("meter, TLS", &tls_addr, args.pids("meter-tls-pid")?),
+            hop("meter, TLS", &tls_addr, tls_pids.clone()),
             hop("nginx", &main[2].addr, main[2].pids.clone()),
         ];
-        for h in &self.hops {
-            let target = Target::new(&h.addr, "converse", converse_body("[[sim]]", 2048));
-            closed_loop(&self.client, &target, conns, 1.0).await;
-        }
         self.line("\n### TLS and request metadata on a Converse call\n\nThe same meter build three times on the same pinned core: without request metadata (`--request-metadata false`), with it (the default: `requestMetadata` spliced into the 2 KB body), and with it over TLS (`--tls-cert`, TLS 1.3, HTTP/1.1 by ALPN, the load generator's pooled keep-alive connections, as SDKs reuse theirs).");
-        let fixed = self.fixed_rate(rate, secs, rounds).await?;
-        let sat = self.saturation(conns, secs, rounds).await?;
-        let tls_pid = self.hops[3].pids.first().copied().unwrap_or(0);
-        let fds = open_fds(tls_pid);
-        self.hops = main;
-        let row = |i: usize, base: usize| {
-            format!(
-                "added p50 {:+.1} µs, added p99 {:+.1} µs, CPU per request {} ({:+.2} µs) at the fixed rate; CPU per request {} at saturation",
-                fixed[i].0 - fixed[base].0,
-                fixed[i].1 - fixed[base].1,
-                ratio(fixed[i].3, fixed[base].3),
-                fixed[i].3 - fixed[base].3,
-                ratio(sat[i].1, sat[base].1),
-            )
-        };
+        let (fixed, sat) = self.compare(hops, rate, secs, rounds, conns).await?;
+        let fds = open_fds(tls_pids.first().copied().unwrap_or(0));
+        let row = |i, base| difference(&fixed, &sat, i, base);
         self.line(&format!(
             "\n**Request metadata** (on vs off): {}.\n\n**TLS** (TLS vs plain, both with metadata): {}.\n\n**vs nginx** (CPU per request at saturation): metadata off {}, metadata on {}, TLS {}.\n\nThe TLS meter held {fds} open file descriptors at the end (its listener, the pooled client connections, its upstream pool): handshakes were paid once per connection, not per call.",
             row(2, 1),
@@ -708,6 +704,48 @@ impl Run {
             ratio(sat[3].1, sat[4].1),
         ));
         self.splice_25mb();
+        Ok(())
+    }
+
+    /// What budgets and rate limits cost on a Converse call: the meter without `--limits` next
+    /// to the same build with a limits file whose every kind applies (requests and tokens per
+    /// minute, a daily and a monthly budget: four counters per call), kept in process and
+    /// shared through Redis, in the same fixed-rate and saturation runs.
+    async fn limits(
+        &mut self,
+        args: &Args,
+        rate: f64,
+        secs: f64,
+        rounds: usize,
+        conns: usize,
+    ) -> Res<()> {
+        let main = &self.hops;
+        let hops = vec![
+            hop("direct", &main[0].addr, vec![]),
+            hop("meter, no limits", &main[1].addr, main[1].pids.clone()),
+            hop(
+                "meter, limits in process",
+                args.str("meter-limits")?,
+                args.pids("meter-limits-pid")?,
+            ),
+            hop(
+                "meter, limits in Redis",
+                args.str("meter-redis")?,
+                args.pids("meter-redis-pid")?,
+            ),
+            hop("nginx", &main[2].addr, main[2].pids.clone()),
+        ];
+        self.line("\n### Budgets and rate limits on a Converse call\n\nThe same meter build three times on the same pinned core: without `--limits`, with a limits file that puts four limits on every call (requests and tokens per minute, a daily and a monthly budget, none reached) kept in process, and the same file with `--redis` (a local `redis-server` on the load generator's core: its CPU is not in the meter's). Each call's worst case is read from its body and reserved on four counters before forwarding, then settled.");
+        let (fixed, sat) = self.compare(hops, rate, secs, rounds, conns).await?;
+        let row = |i, base| difference(&fixed, &sat, i, base);
+        self.line(&format!(
+            "\n**Limits in process** (vs no limits): {}.\n\n**Limits in Redis** (vs no limits): {}.\n\n**vs nginx** (CPU per request at saturation): no limits {}, in process {}, Redis {}.",
+            row(2, 1),
+            row(3, 1),
+            ratio(sat[1].1, sat[4].1),
+            ratio(sat[2].1, sat[4].1),
+            ratio(sat[3].1, sat[4].1),
+        ));
         Ok(())
     }
 
@@ -1099,6 +1137,30 @@ impl Run {
     }
 }
 
+/// A hop of a comparison.
+fn hop(name: &'static str, addr: &str, pids: Vec<u32>) -> Hop {
+    Hop {
+        name,
+        addr: addr.to_owned(),
+        pids,
+    }
+}
+
+/// Per hop at the fixed rate: added p50, added p99, added p99.9, CPU µs per request.
+type Figures = (f64, f64, f64, f64);
+
+/// How hop `i` differs from hop `base` in one comparison.
+fn difference(fixed: &[Figures], sat: &[(f64, f64)], i: usize, base: usize) -> String {
+    format!(
+        "added p50 {:+.1} µs, added p99 {:+.1} µs, CPU per request {} ({:+.2} µs) at the fixed rate; CPU per request {} at saturation",
+        fixed[i].0 - fixed[base].0,
+        fixed[i].1 - fixed[base].1,
+        ratio(fixed[i].3, fixed[base].3),
+        fixed[i].3 - fixed[base].3,
+        ratio(sat[i].1, sat[base].1),
+    )
+}
+
 fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
@@ -1199,6 +1261,9 @@ async fn run(args: &Args) -> Res<()> {
     }
     if want("features") {
         run.features(args, rate, secs, rounds, conns).await?;
+    }
+    if want("limits") {
+        run.limits(args, rate, secs, rounds, conns).await?;
     }
     if want("stream") {
         run.streams(2000, rounds).await?;
