@@ -59,6 +59,15 @@ pub enum Command {
         #[command(flatten)]
         args: crate::tools::report::ReportArgs,
     },
+    /// The savings advisor: per app and model, the cost levers (prompt caching, Batch, output
+    /// discipline, right-sizing, retrieval, Provisioned Throughput) with their basis and
+    /// dollars per month.
+    Advise {
+        /// The ledger file written by `serve --ledger` (`-` for stdin).
+        ledger: PathBuf,
+        #[command(flatten)]
+        args: crate::tools::advise::AdviseArgs,
+    },
     /// Pre-flight cost estimate: characters ÷ 4 input tokens, output capped by max tokens.
     Estimate(EstimateArgs),
     /// Rate card tools.
@@ -188,6 +197,16 @@ pub struct ServeArgs {
     /// Reopened on SIGHUP, for logrotate.
     #[arg(long, env = "BEDROCK_METER_LEDGER", value_name = "FILE|-")]
     pub ledger: Option<String>,
+    /// The secret that keys the ledger's prompt-prefix fingerprints: give every replica the
+    /// same one so `advise` sees a prefix reused across replicas and restarts [default: a
+    /// random key per process].
+    #[arg(
+        long,
+        env = "BEDROCK_METER_FINGERPRINT_KEY",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub fingerprint_key: Option<String>,
     /// Ledger lines queued for writing before new ones are dropped (and counted).
     #[arg(long, env = "BEDROCK_METER_LEDGER_QUEUE", default_value_t = crate::meter::ledger::DEFAULT_QUEUE, value_parser = ledger_queue)]
     pub ledger_queue: usize,

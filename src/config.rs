@@ -44,6 +44,8 @@ pub struct ProxyConfig {
     /// The usage ledger, when wanted.
     pub ledger: Option<ledger::Target>,
     pub ledger_queue: usize,
+    /// The secret keying the ledger's prefix fingerprints (`None`: a random key per process).
+    pub fingerprint_key: Option<String>,
     /// Add `x-bedrock-meter-cost-usd` to metered non-streaming responses.
     pub cost_header: bool,
     /// The request metadata key that names the app in forwarded calls (`None`: off).
@@ -97,6 +99,7 @@ impl ProxyConfig {
             reload_interval: crate::server::reload::DEFAULT_INTERVAL,
             ledger: None,
             ledger_queue: ledger::DEFAULT_QUEUE,
+            fingerprint_key: None,
             cost_header: true,
             metadata_key: Some("app".to_owned()),
             assume_role: None,
@@ -253,6 +256,7 @@ impl TryFrom<ServeArgs> for ServeConfig {
             keys_path: args.keys,
             ledger: args.ledger.as_deref().map(ledger::Target::parse),
             ledger_queue: args.ledger_queue,
+            fingerprint_key: args.fingerprint_key,
             cost_header: args.cost_header,
             metadata_key: args.request_metadata.then_some(args.request_metadata_key),
             assume_role: args.assume_role.map(|role_arn| AssumeRole {

@@ -48,6 +48,7 @@ fn main() -> ExitCode {
             },
             Command::Estimate(args) => estimate(&args),
             Command::Report { ledger, args } => report(&ledger, &args),
+            Command::Advise { ledger, args } => advise(&ledger, &args),
             Command::Rates {
                 command: RatesCommand::Check { file },
             } => rates_check(&file),
@@ -80,6 +81,28 @@ fn report(ledger: &std::path::Path, args: &bedrock_meter::tools::report::ReportA
         report::run(
             input,
             args,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        )
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is_usage() => config_error(e.to_string()),
+        Err(e) => fail(e.to_string()),
+    }
+}
+
+fn advise(ledger: &std::path::Path, args: &bedrock_meter::tools::advise::AdviseArgs) -> ExitCode {
+    use bedrock_meter::tools::{advise, report};
+    let card = match RateCard::load(&args.rates) {
+        Ok(l) => l.card,
+        Err(e) => return config_error(format!("rate card rejected:\n{e}")),
+    };
+    let result = report::open(ledger).and_then(|input| {
+        advise::run(
+            input,
+            args,
+            &card,
             &mut std::io::stdout().lock(),
             &mut std::io::stderr().lock(),
         )

@@ -241,3 +241,100 @@ async fn cost_header_tells_each_non_streaming_calls_cost() {
     let (_, headers, _) = http_request("POST", &url, &[], converse("hi")).await;
     assert!(headers.get("x-bedrock-meter-cost-usd").is_none());
 }
+
+/// What the savings advisor needs is on each line: whether the call streamed, the ceiling it
+/// asked for, why the model stopped, and its stable prefix as a keyed fingerprint — the same
+/// for two calls with the same system prompt and tools, whatever they ask, and never the text.
+#[tokio::test]
+async fn ledger_lines_carry_the_advisors_facts() {
+    use aws_sdk_bedrockruntime::types::{InferenceConfiguration, SystemContentBlock};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.jsonl");
+    let ledger_path = path.clone();
+    let h = Harness::start_with(|c| {
+        c.ledger = Some(Target::File(ledger_path));
+        c.fingerprint_key = Some("shared-secret".into());
+    })
+    .await;
+    let client = h.client("support");
+    let system = "You are the support agent of Example Corp. Answer in one sentence.";
+    let ceiling = InferenceConfiguration::builder().max_tokens(64).build();
+    for question in ["Where is my order?", "Cancel it."] {
+        client
+            .converse()
+            .model_id(NOVA_MICRO)
+            .system(SystemContentBlock::Text(system.into()))
+            .messages(user_message(&format!(
+                "[[sim input=300 output=64 stop=max_tokens]] {question}"
+            )))
+            .inference_config(ceiling.clone())
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut out = client
+        .converse_stream()
+        .model_id(NOVA_MICRO)
+        .system(SystemContentBlock::Text(system.into()))
+        .messages(user_message(
+            "[[sim input=300 output=20 cache_read=250]] hi",
+        ))
+        .send()
+        .await
+        .unwrap();
+    while out.stream.recv().await.unwrap().is_some() {}
+    // No system prompt: no prefix.
+    client
+        .converse()
+        .model_id(NOVA_MICRO)
+        .messages(user_message("[[sim input=5 output=5]]"))
+        .send()
+        .await
+        .unwrap();
+    h.proxy.state.flush_ledger().await;
+    let m = h.metrics().await;
+    let stops = |reason| {
+        m.value(
+            "bedrock_stop_reasons_total",
+            &[
+                ("app", "support"),
+                ("model", NOVA_MICRO),
+                ("reason", reason),
+            ],
+        )
+    };
+    assert_eq!((stops("max_tokens"), stops("end_turn")), (2.0, 2.0));
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        !text.contains("Example Corp"),
+        "the prompt's text is never written"
+    );
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    let system_json = format!(r#"[{{"text":"{system}"}}]"#);
+    for line in &lines[..2] {
+        assert_eq!(line["stream"], false);
+        assert_eq!(line["max_tokens"], 64);
+        assert_eq!(line["stop_reason"], "max_tokens");
+        assert_eq!(line["prefix"]["bytes"], system_json.len());
+        assert_eq!(line["prefix"]["tokens"], system_json.len().div_ceil(4));
+        assert_eq!(line["prefix"]["tokens_estimated"], true);
+    }
+    let fingerprint = lines[0]["prefix"]["fingerprint"].as_str().unwrap();
+    assert_eq!(fingerprint.len(), 16);
+    assert_eq!(lines[1]["prefix"]["fingerprint"], fingerprint);
+    // The stream: its stop reason from `messageStop`, the prefix tokens from the cache read.
+    let stream = &lines[2];
+    assert_eq!(stream["stream"], true);
+    assert_eq!(stream["stop_reason"], "end_turn");
+    assert!(stream.get("max_tokens").is_none());
+    assert_eq!(stream["prefix"]["fingerprint"], fingerprint);
+    assert_eq!(stream["prefix"]["tokens"], 250);
+    assert!(stream["prefix"].get("tokens_estimated").is_none());
+    assert!(lines[3].get("prefix").is_none());
+    assert_eq!(lines[3]["stop_reason"], "end_turn");
+}

@@ -109,11 +109,20 @@ fuzz_target!(|input: &[u8]| {
     }
     let _ = guardrail::read_answer(data);
     let _ = converse::read_answer(data);
+    // Any bytes as a request body: the output ceiling and the stable prefix never panic, and
+    // a prefix is never longer than the body it came from.
+    let key = bedrock_meter::api::request::FingerprintKey::from_secret("fuzz");
+    let facts = bedrock_meter::api::request::facts(data, &key);
+    if let Some(p) = facts.prefix {
+        assert!(p.bytes > 0 && p.bytes <= data.len() as u64);
+    }
 
     // OpenAI's usage has no cache writes; cached tokens are reads taken out of the prompt.
     for reader in [openai::read_chat as fn(&[u8]) -> _, openai::read_response] {
         if let Ok(found) = reader(data) {
-            assert_eq!((found.usage.cache_write, found.usage.cache_write_1h), (0, 0));
+            // A whole answer always has its usage.
+            let usage = found.usage.expect("a read answer carries usage");
+            assert_eq!((usage.cache_write, usage.cache_write_1h), (0, 0));
         }
     }
     let _ = anthropic::read_message(data);

@@ -13,8 +13,8 @@ use http::Method;
 use serde::Deserialize;
 
 use super::{
-    Answer, Asked, BadBody, Family, Found, Missing, Operation, Route, Served, SseUsage, Unreadable,
-    body_model,
+    Answer, Asked, BadBody, Family, Found, Missing, Operation, Route, Served, SseUsage, StopReason,
+    Unreadable, body_model,
 };
 use crate::pricing::{Tier, Tokens, Usage};
 
@@ -102,6 +102,8 @@ struct MessageBody<'a> {
     usage: MessagesUsage,
     #[serde(borrow, default)]
     service_tier: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    stop_reason: Option<Cow<'a, str>>,
 }
 
 /// Usage from a whole Messages answer: `input_tokens` and `output_tokens` are required there.
@@ -112,7 +114,8 @@ pub fn read_message(body: &[u8]) -> Result<Found, Missing> {
         return Err(Missing::Unparseable);
     }
     Ok(Found {
-        usage: counts.map(|n| n.unwrap_or(0)),
+        usage: Some(counts.map(|n| n.unwrap_or(0))),
+        stop_reason: b.stop_reason.as_deref().map(StopReason::parse),
         served: Some(Served {
             tier: b.service_tier.as_deref().and_then(Tier::parse),
             latency_optimized: false,
@@ -169,7 +172,7 @@ mod tests {
                      "cache_creation_input_tokens":50,
                      "cache_creation":{"ephemeral_5m_input_tokens":20,"ephemeral_1h_input_tokens":30}}}"#;
         assert_eq!(
-            read_message(body).map(|f| f.usage),
+            read_message(body).map(|f| f.usage.unwrap_or_default()),
             Ok(Usage {
                 input: 12,
                 output: 30,

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::{
     Answer, Asked, Family, Found, MetadataSlot, Missing, Operation, PerformanceObject, Route,
-    Served, TierObject, Unreadable, model_path,
+    Served, StopReason, TierObject, Unreadable, model_path,
 };
 use std::collections::HashMap;
 
@@ -53,6 +53,7 @@ impl Family for Converse {
 #[serde(rename_all = "camelCase")]
 struct ConverseBody {
     usage: ConverseUsage,
+    stop_reason: Option<String>,
     service_tier: Option<TierObject>,
     performance_config: Option<PerformanceObject>,
     trace: Option<Trace>,
@@ -173,10 +174,11 @@ pub fn read_answer(body: &[u8]) -> Result<Found, Missing> {
             let served = Served::from_json(b.service_tier.as_ref(), b.performance_config.as_ref());
             let (invoked_model, units) = traced(b.trace);
             Found {
-                usage: b.usage.into(),
+                usage: Some(b.usage.into()),
                 served: Some(served),
                 invoked_model,
                 units,
+                stop_reason: b.stop_reason.as_deref().map(StopReason::parse),
             }
         })
         .map_err(|_| Missing::Unparseable)
@@ -184,7 +186,7 @@ pub fn read_answer(body: &[u8]) -> Result<Found, Missing> {
 
 /// Usage from a Converse response body, and how the call was served.
 pub fn read_body(body: &[u8]) -> Result<(Usage, Served), Missing> {
-    read_answer(body).map(|f| (f.usage, f.served.unwrap_or_default()))
+    read_answer(body).map(|f| (f.usage.unwrap_or_default(), f.served.unwrap_or_default()))
 }
 
 /// The ConverseStream `metadata` event.
@@ -197,12 +199,32 @@ struct Metadata {
     trace: Option<Trace>,
 }
 
-/// Usage from a ConverseStream event: only `metadata` carries it, with how the call was served.
+/// The ConverseStream `messageStop` event.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MessageStop {
+    stop_reason: String,
+}
+
+/// Usage from a ConverseStream event: only `metadata` carries it, with how the call was served;
+/// `messageStop` says why the model stopped.
 pub fn read_event(
     event_type: &str,
     payload: &[u8],
     _scratch: &mut Vec<u8>,
 ) -> Result<Option<Found>, Unreadable> {
+    if event_type == "messageStop" {
+        // Only a fact for the ledger: one that does not parse costs nothing but itself.
+        return Ok(serde_json::from_slice::<MessageStop>(payload)
+            .ok()
+            .map(|m| Found {
+                usage: None,
+                served: None,
+                invoked_model: None,
+                units: Units::default(),
+                stop_reason: Some(StopReason::parse(&m.stop_reason)),
+            }));
+    }
     if event_type != "metadata" {
         return Ok(None);
     }
@@ -210,7 +232,8 @@ pub fn read_event(
         .map(|m| {
             let (invoked_model, units) = traced(m.trace);
             Some(Found {
-                usage: m.usage.into(),
+                usage: Some(m.usage.into()),
+                stop_reason: None,
                 served: Some(Served::from_json(
                     m.service_tier.as_ref(),
                     m.performance_config.as_ref(),
@@ -226,6 +249,25 @@ pub fn read_event(
 mod tests {
     use super::*;
     use crate::pricing::Tier;
+
+    #[test]
+    fn message_stop_says_why_without_usage() {
+        let mut scratch = Vec::new();
+        let stop = read_event(
+            "messageStop",
+            br#"{"stopReason":"max_tokens"}"#,
+            &mut scratch,
+        );
+        let found = stop.unwrap().unwrap();
+        assert_eq!(found.usage, None);
+        assert_eq!(found.stop_reason, Some(StopReason::MaxTokens));
+        // A stop event that does not parse is not a broken stream.
+        assert_eq!(read_event("messageStop", b"{", &mut scratch), Ok(None));
+        assert_eq!(
+            read_event("contentBlockDelta", b"{}", &mut scratch),
+            Ok(None)
+        );
+    }
 
     #[test]
     fn converse_usage() {
@@ -296,7 +338,8 @@ mod tests {
                  {"topicPolicy":{"topics":[]}}]}}}}"#;
         let found = read_answer(body).unwrap();
         assert_eq!(found.units.guardrail.0, [2, 5, 0, 1, 0, 2, 0, 0]);
-        assert_eq!(found.usage.input, 5);
+        assert_eq!(found.usage.map(|u| u.input), Some(5));
+        assert_eq!(found.stop_reason, Some(StopReason::GuardrailIntervened));
         // No trace, no units.
         let plain = br#"{"usage":{"inputTokens":1,"outputTokens":2,"totalTokens":3}}"#;
         assert!(read_answer(plain).unwrap().units.is_empty());

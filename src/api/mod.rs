@@ -14,6 +14,7 @@ pub mod converse;
 pub mod guardrail;
 pub mod invoke;
 pub mod openai;
+pub mod request;
 mod served;
 
 use bytes::{Bytes, BytesMut};
@@ -199,24 +200,73 @@ pub enum Strip {
 pub type EventReader = fn(&str, &[u8], &mut Vec<u8>) -> Result<Option<Found>, Unreadable>;
 
 /// Usage found in an answer or an event, with how the call was served and by which model, when
-/// the answer says.
+/// the answer says. An event may carry only why the model stopped (`usage: None`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Found {
-    pub usage: Usage,
+    pub usage: Option<Usage>,
     pub served: Option<Served>,
     /// The model a prompt router chose (`trace.promptRouter.invokedModelId`).
     pub invoked_model: Option<String>,
     /// What the answer says was used besides tokens (images generated, guardrail units).
     pub units: Units,
+    /// Why the model stopped, where the answer says.
+    pub stop_reason: Option<StopReason>,
 }
 
 impl Found {
     pub fn usage(usage: Usage) -> Found {
         Found {
-            usage,
+            usage: Some(usage),
             served: None,
             invoked_model: None,
             units: Units::default(),
+            stop_reason: None,
+        }
+    }
+}
+
+/// Why a model stopped generating, in Converse's words whatever the API said: the output
+/// discipline lever of `advise` counts the calls that ran into their ceiling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    EndTurn,
+    /// The output ceiling the request set (`maxTokens`, `max_tokens`, …) cut the answer.
+    MaxTokens,
+    ToolUse,
+    StopSequence,
+    GuardrailIntervened,
+    ContentFiltered,
+    Other,
+}
+
+impl StopReason {
+    pub const COUNT: usize = 7;
+
+    /// Converse's `stopReason`, Anthropic's `stop_reason`, OpenAI's `finish_reason` and
+    /// Responses' `incomplete_details.reason`.
+    pub fn parse(s: &str) -> StopReason {
+        match s {
+            "end_turn" | "stop" | "completed" => StopReason::EndTurn,
+            "max_tokens" | "length" | "max_output_tokens" | "model_context_window_exceeded" => {
+                StopReason::MaxTokens
+            }
+            "tool_use" | "tool_calls" | "function_call" => StopReason::ToolUse,
+            "stop_sequence" => StopReason::StopSequence,
+            "guardrail_intervened" => StopReason::GuardrailIntervened,
+            "content_filtered" | "content_filter" | "refusal" => StopReason::ContentFiltered,
+            _ => StopReason::Other,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::EndTurn => "end_turn",
+            StopReason::MaxTokens => "max_tokens",
+            StopReason::ToolUse => "tool_use",
+            StopReason::StopSequence => "stop_sequence",
+            StopReason::GuardrailIntervened => "guardrail_intervened",
+            StopReason::ContentFiltered => "content_filtered",
+            StopReason::Other => "other",
         }
     }
 }

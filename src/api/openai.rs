@@ -21,8 +21,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{
-    Answer, Asked, BadBody, Family, Found, Missing, Operation, Route, Served, SseUsage, Strip,
-    Unreadable, body_model, raw_member, span_of, splice,
+    Answer, Asked, BadBody, Family, Found, Missing, Operation, Route, Served, SseUsage, StopReason,
+    Strip, Unreadable, body_model, raw_member, span_of, splice,
 };
 use crate::pricing::{Tier, Usage};
 
@@ -261,6 +261,14 @@ struct ChatBody<'a> {
     usage: ChatUsage,
     #[serde(borrow, default)]
     service_tier: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    choices: Vec<Choice<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Choice<'a> {
+    #[serde(borrow, default)]
+    finish_reason: Option<Cow<'a, str>>,
 }
 
 /// Usage from a whole Chat Completions answer.
@@ -268,9 +276,14 @@ pub fn read_chat(body: &[u8]) -> Result<Found, Missing> {
     let b: ChatBody<'_> = serde_json::from_slice(body).map_err(|_| Missing::Unparseable)?;
     Ok(Found {
         served: Some(served(b.service_tier.as_deref())),
-        usage: b.usage.into(),
+        usage: Some(b.usage.into()),
         invoked_model: None,
         units: Default::default(),
+        stop_reason: b
+            .choices
+            .first()
+            .and_then(|c| c.finish_reason.as_deref())
+            .map(StopReason::parse),
     })
 }
 
@@ -294,16 +307,33 @@ struct ResponseBody<'a> {
     usage: ResponseUsage,
     #[serde(borrow, default)]
     service_tier: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    status: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    incomplete_details: Option<Incomplete<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Incomplete<'a> {
+    #[serde(borrow, default)]
+    reason: Option<Cow<'a, str>>,
 }
 
 /// Usage from a whole Responses answer.
 pub fn read_response(body: &[u8]) -> Result<Found, Missing> {
     let b: ResponseBody<'_> = serde_json::from_slice(body).map_err(|_| Missing::Unparseable)?;
+    // An incomplete response says why; a completed one ended its turn.
+    let stop = b
+        .incomplete_details
+        .and_then(|i| i.reason)
+        .or(b.status)
+        .map(|s| StopReason::parse(&s));
     Ok(Found {
         served: Some(served(b.service_tier.as_deref())),
-        usage: b.usage.into(),
+        usage: Some(b.usage.into()),
         invoked_model: None,
         units: Default::default(),
+        stop_reason: stop,
     })
 }
 

@@ -12,7 +12,8 @@ use http::StatusCode;
 use prometheus::IntGauge;
 
 use crate::api::Operation;
-use crate::api::{Missing, Served};
+use crate::api::request::Facts;
+use crate::api::{Missing, Served, StopReason};
 use crate::meter::labels::{LabelGuard, UNKNOWN_APP};
 use crate::meter::ledger::{Ledger, Record};
 use crate::metrics::Metrics;
@@ -64,6 +65,9 @@ impl Meter {
                 request_id: None,
                 overhead: None,
                 reservation: None,
+                stop_reason: None,
+                stream: op.is_stream(),
+                facts: Facts::default(),
                 in_flight: InFlight(gauge),
             }),
         }
@@ -110,6 +114,12 @@ struct Inner {
     overhead: Option<Duration>,
     /// What the call reserved against its app's limits, settled with what it used.
     reservation: Option<Reservation>,
+    /// Why the model stopped, where the answer said (for the ledger).
+    stop_reason: Option<StopReason>,
+    /// The client asked for a streamed answer.
+    stream: bool,
+    /// What the request body says (output ceiling, stable prefix), read when the ledger is on.
+    facts: Facts,
     in_flight: InFlight,
 }
 
@@ -218,6 +228,21 @@ impl Pending {
     pub fn set_served(&mut self, served: Served) {
         if let Some(i) = self.inner.as_mut() {
             i.served = served;
+        }
+    }
+
+    /// What the request body says, and whether it asked for a stream.
+    pub fn set_request(&mut self, facts: Facts, stream: bool) {
+        if let Some(i) = self.inner.as_mut() {
+            i.facts = facts;
+            i.stream |= stream;
+        }
+    }
+
+    /// Why the model stopped, where the answer said.
+    pub fn set_stop_reason(&mut self, stop: Option<StopReason>) {
+        if let (Some(i), Some(stop)) = (self.inner.as_mut(), stop) {
+            i.stop_reason = Some(stop);
         }
     }
 
@@ -379,6 +404,9 @@ impl Inner {
             request_id,
             overhead,
             reservation,
+            stop_reason,
+            stream: streamed,
+            facts,
             in_flight,
             ..
         } = self;
@@ -412,6 +440,9 @@ impl Inner {
                 let cost = quote.as_ref().and_then(|q| q.cost);
                 m.usage(&series, &u, cost.as_ref());
                 m.service_tier(&series, &model, tier);
+                if let Some(stop) = stop_reason {
+                    m.stop_reason(&series, &app, &model, stop);
+                }
                 let units_quote = (!units.is_empty())
                     .then(|| price_units(&units, entry.map(|e| &e.units), card.guardrail_rates()));
                 if let Some(q) = &units_quote {
@@ -509,6 +540,10 @@ impl Inner {
                 unit_cost,
                 latency,
                 rate_card: Arc::from(card.version.as_str()),
+                stream: streamed,
+                max_tokens: facts.max_tokens,
+                stop_reason,
+                prefix: facts.prefix,
             });
         }
         if let Some(spent) = overhead {
@@ -567,6 +602,7 @@ impl Tap for Recorder {
                     pending.set_invoked_model(invoked);
                 }
                 pending.add_units(stream.units());
+                pending.set_stop_reason(stream.stop_reason());
                 Some(stream_outcome(stream.outcome(), end, &mut facts))
             }
             (Source::Sse(stream), end) => Some(stream_outcome(stream.outcome(), end, &mut facts)),

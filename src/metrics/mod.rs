@@ -20,7 +20,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::api::Operation;
+use crate::api::{Operation, StopReason};
 use crate::money::pico_to_usd;
 use crate::pricing::billing_units::{UnitCost, Units};
 use crate::pricing::{Cost, Tier, TokenType, Usage};
@@ -99,6 +99,7 @@ pub struct Metrics {
     keys_loaded: IntGauge,
     ledger_dropped: IntCounter,
     service_tier: IntCounterVec,
+    stop_reasons: IntCounterVec,
     pricing_anomalies: IntCounterVec,
     routed: IntCounterVec,
     proxy_throttled: IntCounter,
@@ -251,6 +252,12 @@ impl Metrics {
             "Metered requests by the service tier Bedrock served them at (default when it named none).",
             &["model", "tier"],
         )?;
+        let stop_reasons = counter(
+            "bedrock_stop_reasons_total",
+            "Successful calls by why the model stopped, where the answer said (max_tokens: the \
+             output ceiling cut the answer).",
+            &["app", "model", "reason"],
+        )?;
         let proxy_throttled = IntCounter::new(
             "bedrock_proxy_throttled_total",
             "Requests the proxy itself answered with 429 because --max-in-flight requests were already in flight.",
@@ -301,6 +308,7 @@ impl Metrics {
             keys_loaded,
             ledger_dropped,
             service_tier,
+            stop_reasons,
             pricing_anomalies,
             routed,
             proxy_throttled,
@@ -335,6 +343,7 @@ impl Metrics {
                     output_tokens: TokenHistogram::new(&OUTPUT_TOKEN_BUCKETS),
                     input_tokens: TokenHistogram::new(&INPUT_TOKEN_BUCKETS),
                     tiers: Default::default(),
+                    stops: Default::default(),
                     unpriced: OnceLock::new(),
                 });
                 self.rendered_lock().series.push(series.clone());
@@ -510,6 +519,17 @@ impl Metrics {
             ConfigFile::Keys => &self.keys_reloads,
             ConfigFile::Limits => &self.limits.reloads,
         }
+    }
+
+    /// Why the model stopped, for a call whose answer said. `series` is the (app, model)
+    /// handles of this pair.
+    pub fn stop_reason(&self, series: &Series, app: &str, model: &str, stop: StopReason) {
+        series.stops[stop as usize]
+            .get_or_init(|| {
+                self.stop_reasons
+                    .with_label_values(&[app, model, stop.as_str()])
+            })
+            .inc();
     }
 
     /// `series` is the (app, model) handles of `model`.

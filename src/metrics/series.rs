@@ -19,6 +19,8 @@ pub struct Series {
     pub(super) tiers: [OnceLock<IntCounter>; Tier::ALL.len()],
     /// `bedrock_unpriced_requests_total` of this model, created on first use.
     pub(super) unpriced: OnceLock<IntCounter>,
+    /// `bedrock_stop_reasons_total` of this pair, by reason, created on first use.
+    pub(super) stops: [OnceLock<IntCounter>; StopReason::COUNT],
 }
 
 /// Handles for one (app, model, operation, status): counting a finished request touches

@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::api::Operation;
+use crate::api::request::{self, Facts, FingerprintKey};
 use crate::api::{Answer, Asked, BadBody, BodyReader, Family, MetadataSlot, Missing};
 use aws_credential_types::Credentials;
 
@@ -79,6 +80,8 @@ pub struct State {
     pub sessions: Option<Arc<Sessions>>,
     /// Budgets and rate limits per app (`--limits`), checked before a call is forwarded.
     pub limits: Option<Arc<Limiter>>,
+    /// The key of the prefix fingerprints in the ledger (`--fingerprint-key`).
+    pub fingerprint_key: FingerprintKey,
 }
 
 impl State {
@@ -178,6 +181,12 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
     if asked.model_id.is_some() {
         pending.set_model(asked.model_id.take());
     }
+    // What the savings advisor needs, for the ledger only: the body as the client sent it.
+    let facts = match (&state.meter.ledger, &state.fingerprint_key) {
+        (Some(_), key) => request::facts(&body, key),
+        (None, _) => Facts::default(),
+    };
+    pending.set_request(facts, asked.stream);
     pending.add_units(asked.units);
     if let Some(limiter) = &state.limits {
         // The worst case is worked out from the body as the client sent it, before anything
@@ -374,7 +383,7 @@ async fn json_whole(
     match read {
         Ok(true) => {
             let bytes = buf.freeze();
-            let outcome = read_usage(&bytes).map(|found| {
+            let outcome = read_usage(&bytes).and_then(|found| {
                 if let Some(served) = found.served {
                     pending.set_served(served);
                 }
@@ -382,7 +391,8 @@ async fn json_whole(
                     pending.set_invoked_model(invoked);
                 }
                 pending.add_units(found.units);
-                found.usage
+                pending.set_stop_reason(found.stop_reason);
+                found.usage.ok_or(Missing::Unparseable)
             });
             if let Ok(usage) = &outcome {
                 add_cost_header(state, &pending, usage, &mut head.headers);

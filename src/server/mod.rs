@@ -17,6 +17,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::request::FingerprintKey;
 use crate::aws::credentials::CredentialCache;
 use crate::aws::sessions::Sessions;
 use crate::meter::Meter;
@@ -221,6 +222,10 @@ pub async fn start(config: ProxyConfig) -> Result<Running, StartError> {
         metadata_key: config.metadata_key.map(String::into_boxed_str),
         sessions,
         limits,
+        fingerprint_key: config
+            .fingerprint_key
+            .as_deref()
+            .map_or_else(FingerprintKey::random, FingerprintKey::from_secret),
     });
     let admin = Arc::new(Admin {
         state: state.clone(),

@@ -37,6 +37,11 @@ impl Call {
         self.parts().concat()
     }
 
+    /// Why the answer says the model stopped.
+    pub fn stop_reason(&self) -> &'static str {
+        self.directive.stop.unwrap_or("end_turn")
+    }
+
     pub fn pacing(&self) -> Pacing {
         Pacing {
             ttft: self.directive.ttft(),

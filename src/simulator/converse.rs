@@ -18,7 +18,7 @@ const FIXED_FRAMES: usize = 4;
 pub fn converse(call: &Call) -> Response<SimBody> {
     let mut answer = json!({
         "output": {"message": {"role": "assistant", "content": [{"text": call.text()}]}},
-        "stopReason": "end_turn",
+        "stopReason": call.stop_reason(),
         "usage": call.usage.converse_json(),
         "metrics": {"latencyMs": call.latency_ms(0)},
     });
@@ -87,7 +87,7 @@ pub fn converse_stream(call: &Call) -> Result<Response<SimBody>, EncodeError> {
         .collect::<Result<Vec<_>, _>>()?;
     let tail = vec![
         next("contentBlockStop", json!({"contentBlockIndex": 0}))?,
-        next("messageStop", json!({"stopReason": "end_turn"}))?,
+        next("messageStop", json!({"stopReason": call.stop_reason()}))?,
         next("metadata", metadata)?,
     ];
     let script = Script {

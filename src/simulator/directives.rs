@@ -7,7 +7,8 @@
 //! Keys: `input output cache_read cache_write cache_write_1h` (the usage to report), `tier`
 //! (the service tier to echo), `fault` (see [`Fault`]), `exception` (the type of a `midstream`
 //! exception), `after` (content frames or events before a stream fault), `delay_ms ttft_ms
-//! gap_ms chunks` (pacing, and the number of content parts), and `invoked=MODEL` (the model
+//! gap_ms chunks` (pacing, and the number of content parts), `stop` (the Converse stop reason
+//! the answer gives: `end_turn`, `max_tokens`, `tool_use`, `stop_sequence`), and `invoked=MODEL` (the model
 //! id or ARN a prompt router says it chose: non-empty, no whitespace, at most 2048 bytes;
 //! ignored unless the call is addressed to a prompt router).
 
@@ -44,6 +45,8 @@ pub struct Directive {
     pub chunks: Option<u64>,
     /// The model a prompt router reports it chose (`trace.promptRouter.invokedModelId`).
     pub invoked: Option<String>,
+    /// Why the answer says the model stopped (Converse's `stopReason`; `end_turn` if unsaid).
+    pub stop: Option<&'static str>,
     /// Images an image model answers with (else the request's `numberOfImages`, else 1).
     pub images: Option<u64>,
     /// Guardrail units per policy (`content_policy=3`, …), indexed like `Policy::ALL`.
@@ -85,6 +88,8 @@ impl fmt::Display for DirectiveError {
 impl std::error::Error for DirectiveError {}
 
 const TIERS: [&str; 4] = ["default", "priority", "flex", "reserved"];
+/// The stop reasons a directive may ask a Converse answer to give.
+const STOP_REASONS: [&str; 4] = ["end_turn", "max_tokens", "tool_use", "stop_sequence"];
 const EXCEPTIONS: [&str; 6] = [
     "modelStreamErrorException",
     "throttlingException",
@@ -195,6 +200,10 @@ fn apply(d: &mut Directive, key: &str, value: &str) -> Result<(), DirectiveError
         "exception" => {
             let exception = one_of(key, value, &EXCEPTIONS)?;
             set(&mut d.exception, exception, key)
+        }
+        "stop" => {
+            let stop = one_of(key, value, &STOP_REASONS)?;
+            set(&mut d.stop, stop, key)
         }
         "invoked" => {
             if value.is_empty() {

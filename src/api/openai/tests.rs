@@ -135,35 +135,54 @@ fn cached_tokens_move_out_of_the_prompt_total() {
     let found = read_chat(body).unwrap();
     assert_eq!(
         found.usage,
-        Usage {
+        Some(Usage {
             input: 20,
             output: 40,
             cache_read: 100,
             ..Usage::default()
-        }
+        })
     );
     assert_eq!(found.served.and_then(|s| s.tier), Some(Tier::Flex));
+    assert_eq!(found.stop_reason, None);
+    let cut = br#"{"choices":[{"index":0,"finish_reason":"length","message":{}}],
+        "usage":{"prompt_tokens":5,"completion_tokens":64}}"#;
+    assert_eq!(
+        read_chat(cut).unwrap().stop_reason,
+        Some(StopReason::MaxTokens)
+    );
+    let incomplete =
+        br#"{"status":"incomplete","incomplete_details":{"reason":"max_output_tokens"},
+        "usage":{"input_tokens":5,"output_tokens":64}}"#;
+    assert_eq!(
+        read_response(incomplete).unwrap().stop_reason,
+        Some(StopReason::MaxTokens)
+    );
+    let done = br#"{"status":"completed","usage":{"input_tokens":5,"output_tokens":6}}"#;
+    assert_eq!(
+        read_response(done).unwrap().stop_reason,
+        Some(StopReason::EndTurn)
+    );
     let lie = br#"{"usage":{"prompt_tokens":5,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":9}}}"#;
     assert_eq!(
         read_chat(lie).unwrap().usage,
-        Usage {
+        Some(Usage {
             input: 0,
             output: 1,
             cache_read: 5,
             ..Usage::default()
-        }
+        })
     );
     let response = br#"{"id":"r","object":"response","output":[],
         "usage":{"input_tokens":50,"input_tokens_details":{"cached_tokens":10},
                  "output_tokens":7,"output_tokens_details":{"reasoning_tokens":3},"total_tokens":57}}"#;
     assert_eq!(
         read_response(response).unwrap().usage,
-        Usage {
+        Some(Usage {
             input: 40,
             output: 7,
             cache_read: 10,
             ..Usage::default()
-        }
+        })
     );
     for bad in [
         &b""[..],

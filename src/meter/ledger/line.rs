@@ -11,7 +11,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::api::Operation;
+use crate::api::request::Prefix;
+use crate::api::{Operation, StopReason};
 use crate::money::usd;
 use std::collections::BTreeMap;
 
@@ -40,13 +41,21 @@ pub struct Record {
     pub unit_cost: Option<UnitCost>,
     pub latency: Duration,
     pub rate_card: Arc<str>,
+    /// The client asked for a streamed answer.
+    pub stream: bool,
+    /// The output ceiling the request set.
+    pub max_tokens: Option<u64>,
+    /// Why the model stopped, where the answer said.
+    pub stop_reason: Option<StopReason>,
+    /// The request's stable prefix (system prompt, tools, leading messages).
+    pub prefix: Option<Prefix>,
 }
 
 /// One ledger line. Field order is the order on the line. The three type names show in
 /// `report`'s reasons for skipping a line ("expected struct LineTokens"), so they stay.
 ///
-/// Deserializing leaves `request_id`, `operation`, `tier`, `latency_ms` and `rate_card` at
-/// their defaults, whatever the line holds: `report` does not use them.
+/// Deserializing leaves `request_id`, `tier`, `latency_ms` and `rate_card` at their defaults,
+/// whatever the line holds: neither `report` nor `advise` uses them.
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 pub struct Line<'a> {
     /// RFC 3339 in UTC with milliseconds, as written.
@@ -58,8 +67,9 @@ pub struct Line<'a> {
     pub app: Cow<'a, str>,
     #[serde(borrow)]
     pub model: Cow<'a, str>,
-    #[serde(skip_deserializing)]
-    pub operation: &'a str,
+    /// Read back by `advise` (a stream is told by it on lines older than `stream`).
+    #[serde(default, borrow)]
+    pub operation: Cow<'a, str>,
     /// Written only for calls to a prompt router.
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     pub router: Option<Cow<'a, str>>,
@@ -82,6 +92,45 @@ pub struct Line<'a> {
     pub latency_ms: f64,
     #[serde(skip_deserializing)]
     pub rate_card: &'a str,
+    /// Written by every meter since the savings advisor; absent from older lines (`advise`
+    /// then tells streams by their operation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<Cow<'a, str>>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<LinePrefix<'a>>,
+}
+
+/// A request's stable prefix: a keyed fingerprint (16 hex digits), its size in bytes, and its
+/// tokens — the cache tokens Bedrock reported for the call when it used the cache, else an
+/// estimate of four bytes per token, marked as one.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+pub struct LinePrefix<'a> {
+    #[serde(borrow)]
+    pub fingerprint: Cow<'a, str>,
+    pub bytes: u64,
+    pub tokens: u64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tokens_estimated: bool,
+}
+
+impl LinePrefix<'_> {
+    fn of(prefix: &Prefix, usage: &Usage) -> LinePrefix<'static> {
+        let cached = usage.cache_read.saturating_add(usage.cache_write);
+        LinePrefix {
+            fingerprint: Cow::Owned(format!("{:016x}", prefix.fingerprint)),
+            bytes: prefix.bytes,
+            tokens: if cached > 0 {
+                cached
+            } else {
+                prefix.bytes.div_ceil(4)
+            },
+            tokens_estimated: cached == 0,
+        }
+    }
 }
 
 /// Token counts of one request; a count missing from a line is 0.
@@ -196,7 +245,7 @@ impl<'a> From<&'a Record> for Line<'a> {
             request_id: r.request_id.as_deref(),
             app: Cow::Borrowed(&r.app),
             model: Cow::Borrowed(&r.model),
-            operation: r.operation.as_str(),
+            operation: Cow::Borrowed(r.operation.as_str()),
             router: r.router.as_deref().map(Cow::Borrowed),
             status: r.status,
             tier: r.tier,
@@ -227,6 +276,10 @@ impl<'a> From<&'a Record> for Line<'a> {
             cache_savings_usd: r.cache_savings.and_then(usd),
             latency_ms: (r.latency.as_secs_f64() * 1e6).round() / 1e3,
             rate_card: &r.rate_card,
+            stream: Some(r.stream),
+            max_tokens: r.max_tokens,
+            stop_reason: r.stop_reason.map(|s| Cow::Borrowed(s.as_str())),
+            prefix: r.prefix.as_ref().map(|p| LinePrefix::of(p, &r.usage)),
         }
     }
 }
@@ -260,10 +313,8 @@ mod tests {
         assert_eq!(by_type.output.as_deref(), Some("0.005775000000"));
         assert!(matches!(line.time, Cow::Borrowed(_)));
         // Not read back: report does not use them.
-        assert_eq!(
-            (line.request_id, line.operation, line.rate_card),
-            (None, "", "")
-        );
+        assert_eq!((line.request_id, line.rate_card), (None, ""));
+        assert_eq!(line.operation, "Converse");
     }
 
     #[test]

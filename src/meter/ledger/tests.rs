@@ -34,6 +34,13 @@ fn record(app: &str) -> Record {
         unit_cost: None,
         latency: Duration::from_micros(812_400),
         rate_card: "2026-11".into(),
+        stream: false,
+        max_tokens: Some(512),
+        stop_reason: Some(crate::api::StopReason::MaxTokens),
+        prefix: Some(crate::api::request::Prefix {
+            fingerprint: 0x0123_4567_89ab_cdef,
+            bytes: 3900,
+        }),
     }
 }
 
@@ -56,7 +63,11 @@ fn line_format() {
             "cost_usd_by_type": {"input": "0.000035000000", "output": "0.000028000000", "cache_read": "0.000000000000", "cache_write": "0.000000000000"},
             "cache_savings_usd": "0.000000000000",
             "latency_ms": 812.4,
-            "rate_card": "2026-11"
+            "rate_card": "2026-11",
+            "stream": false,
+            "max_tokens": 512,
+            "stop_reason": "max_tokens",
+            "prefix": {"fingerprint": "0123456789abcdef", "bytes": 3900, "tokens": 975, "tokens_estimated": true}
         })
     );
 }
@@ -68,7 +79,7 @@ fn line_bytes_are_the_documented_contract() {
     let bytes = serde_json::to_string(&Line::from(&r)).unwrap();
     assert_eq!(
         bytes,
-        r#"{"time":"2026-11-23T10:00:00.123Z","request_id":"req-1","app":"checkout","model":"amazon.nova-micro-v1:0","operation":"Converse","status":200,"tier":"default","tokens":{"input":1000,"output":200,"cache_read":0,"cache_write":0,"cache_write_1h":0},"cost_usd":"0.000063000000","cost_usd_by_type":{"input":"0.000035000000","output":"0.000028000000","cache_read":"0.000000000000","cache_write":"0.000000000000"},"cache_savings_usd":"0.000000000000","latency_ms":812.4,"rate_card":"2026-11"}"#
+        r#"{"time":"2026-11-23T10:00:00.123Z","request_id":"req-1","app":"checkout","model":"amazon.nova-micro-v1:0","operation":"Converse","status":200,"tier":"default","tokens":{"input":1000,"output":200,"cache_read":0,"cache_write":0,"cache_write_1h":0},"cost_usd":"0.000063000000","cost_usd_by_type":{"input":"0.000035000000","output":"0.000028000000","cache_read":"0.000000000000","cache_write":"0.000000000000"},"cache_savings_usd":"0.000000000000","latency_ms":812.4,"rate_card":"2026-11","stream":false,"max_tokens":512,"stop_reason":"max_tokens","prefix":{"fingerprint":"0123456789abcdef","bytes":3900,"tokens":975,"tokens_estimated":true}}"#
     );
     let unpriced = Record {
         request_id: None,
@@ -76,11 +87,15 @@ fn line_bytes_are_the_documented_contract() {
         cost: None,
         cache_savings: None,
         latency: Duration::from_nanos(1_500),
+        stream: true,
+        max_tokens: None,
+        stop_reason: None,
+        prefix: None,
         ..r
     };
     assert_eq!(
         serde_json::to_string(&Line::from(&unpriced)).unwrap(),
-        r#"{"time":"2026-11-23T10:00:00.123Z","request_id":null,"app":"checkout","model":"amazon.nova-micro-v1:0","operation":"Converse","status":200,"tier":null,"tokens":{"input":1000,"output":200,"cache_read":0,"cache_write":0,"cache_write_1h":0},"cost_usd":null,"cost_usd_by_type":null,"cache_savings_usd":null,"latency_ms":0.002,"rate_card":"2026-11"}"#
+        r#"{"time":"2026-11-23T10:00:00.123Z","request_id":null,"app":"checkout","model":"amazon.nova-micro-v1:0","operation":"Converse","status":200,"tier":null,"tokens":{"input":1000,"output":200,"cache_read":0,"cache_write":0,"cache_write_1h":0},"cost_usd":null,"cost_usd_by_type":null,"cache_savings_usd":null,"latency_ms":0.002,"rate_card":"2026-11","stream":true}"#
     );
 }
 

@@ -33,6 +33,8 @@ pub struct RateCard {
     arns: HashMap<String, ArnMapping>,
     /// `[guardrails]`: the price of guardrail policy units, whatever model the call used.
     guardrails: GuardrailRates,
+    /// `[[ladder]]`: the next cheaper model of each model on a right-sizing ladder.
+    cheaper: HashMap<String, String>,
     placeholder: Arc<ModelPrice>,
     pub(crate) file: String,
     pub(crate) text: String,
@@ -47,6 +49,7 @@ impl Default for RateCard {
             models: HashMap::new(),
             arns: HashMap::new(),
             guardrails: GuardrailRates::default(),
+            cheaper: HashMap::new(),
             placeholder: Arc::new(ModelPrice::placeholder(
                 "provisioned",
                 "Provisioned throughput (no per-token price)",
@@ -155,6 +158,18 @@ impl RateCard {
     /// Guardrail prices (`[guardrails]`), per 1,000 units of each policy.
     pub fn guardrail_rates(&self) -> &GuardrailRates {
         &self.guardrails
+    }
+
+    /// The next cheaper model of `model_id` on its `[[ladder]]`, as the client would call it:
+    /// an inference profile's prefix (`us.`, `global.`) is kept.
+    pub fn cheaper(&self, model_id: &str) -> Option<String> {
+        if let Some(next) = self.cheaper.get(model_id) {
+            return Some(next.clone());
+        }
+        let (_, base) = crate::pricing::split_profile(model_id);
+        let next = self.cheaper.get(base)?;
+        let prefix = &model_id[..model_id.len() - base.len()];
+        Some(format!("{prefix}{next}"))
     }
 
     pub(crate) fn entries(&self, id: &str) -> Option<&[Arc<ModelPrice>]> {

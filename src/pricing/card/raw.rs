@@ -19,6 +19,17 @@ pub(super) struct RawCard {
     #[serde(default)]
     pub arn: Vec<Spanned<RawArn>>,
     pub guardrails: Option<Spanned<RawGuardrails>>,
+    #[serde(default)]
+    pub ladder: Vec<Spanned<RawLadder>>,
+}
+
+/// `[[ladder]]`: a family's models from the dearest to the cheapest, for `advise`'s
+/// right-sizing lever.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLadder {
+    pub name: Spanned<String>,
+    pub models: Spanned<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]

@@ -445,3 +445,36 @@ fn unit_price_errors_name_the_line() {
             .contains("unknown field `image_policy`")
     );
 }
+
+#[test]
+fn ladders_step_down_one_model_at_a_time() {
+    let models = "version = \"l\"\n[[model]]\nid = \"a.big-v1\"\ninput = 3\noutput = 15\n[[model]]\nid = \"a.mid-v1\"\ninput = 1\noutput = 5\n[[model]]\nid = \"a.small-v1\"\ninput = 0.25\noutput = 1.25\n";
+    let ok = RateCard::parse(
+        &format!("{models}[[ladder]]\nname = \"A\"\nmodels = [\"a.big-v1\", \"a.mid-v1\", \"a.small-v1\"]\n"),
+        "l.toml",
+    )
+    .unwrap()
+    .card;
+    assert_eq!(ok.cheaper("a.big-v1").as_deref(), Some("a.mid-v1"));
+    assert_eq!(ok.cheaper("us.a.mid-v1").as_deref(), Some("us.a.small-v1"));
+    assert_eq!(ok.cheaper("a.small-v1"), None);
+    let errors = |ladders: &str| {
+        RateCard::parse(&format!("{models}{ladders}"), "l.toml")
+            .unwrap_err()
+            .to_string()
+    };
+    assert_eq!(
+        errors("[[ladder]]\nname = \"A\"\nmodels = [\"a.big-v1\"]\n"),
+        "l.toml:16: ladder \"A\": needs at least two models, dearest first"
+    );
+    assert_eq!(
+        errors("[[ladder]]\nname = \"A\"\nmodels = [\"a.big-v1\", \"a.gone-v1\"]\n"),
+        "l.toml:16: ladder \"A\": model \"a.gone-v1\" is not priced in this card"
+    );
+    assert_eq!(
+        errors(
+            "[[ladder]]\nname = \"A\"\nmodels = [\"a.big-v1\", \"a.mid-v1\"]\n[[ladder]]\nname = \"B\"\nmodels = [\"a.big-v1\", \"a.small-v1\"]\n"
+        ),
+        "l.toml:19: ladder \"B\": a.big-v1 already steps down to a.mid-v1 in another ladder"
+    );
+}

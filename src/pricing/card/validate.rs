@@ -533,6 +533,54 @@ impl RateCard {
             .as_ref()
             .map_or_else(GuardrailRates::default, |g| c.guardrails(g.get_ref()));
 
+        // Each model steps down to one cheaper model at most, so a ladder's rungs above the
+        // last are each in one ladder only.
+        let mut cheaper: HashMap<String, String> = HashMap::new();
+        for ladder in &raw.ladder {
+            let l = ladder.get_ref();
+            let name = l.name.get_ref();
+            let rungs = l.models.get_ref();
+            if rungs.len() < 2 {
+                c.error(
+                    Some(l.models.span()),
+                    format!("ladder {name:?}: needs at least two models, dearest first"),
+                );
+                continue;
+            }
+            let mut ok = true;
+            for rung in rungs {
+                if !has_entry(&models, rung.get_ref()) {
+                    c.error(
+                        Some(rung.span()),
+                        format!(
+                            "ladder {name:?}: model {:?} is not priced in this card",
+                            rung.get_ref()
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+            for pair in rungs.windows(2) {
+                let (from, to) = (pair[0].get_ref(), pair[1].get_ref());
+                if let Some(seen) = cheaper.get(from)
+                    && seen != to
+                {
+                    c.error(
+                        Some(pair[0].span()),
+                        format!(
+                            "ladder {name:?}: {from} already steps down to {seen} in another ladder"
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+            if ok {
+                for pair in rungs.windows(2) {
+                    cheaper.insert(pair[0].get_ref().clone(), pair[1].get_ref().clone());
+                }
+            }
+        }
+
         if !c.errors.is_empty() {
             return Err(FileErrors(c.errors));
         }
@@ -544,6 +592,7 @@ impl RateCard {
                 models,
                 arns,
                 guardrails,
+                cheaper,
                 file: file.to_owned(),
                 text: text.to_owned(),
                 ..RateCard::default()

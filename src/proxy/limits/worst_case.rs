@@ -5,51 +5,11 @@
 //! `inferenceConfig.maxTokens`, Anthropic's and OpenAI's `max_tokens`,
 //! `max_completion_tokens`, `max_output_tokens`, Nova's `inferenceConfig.max_new_tokens`,
 //! Titan's `textGenerationConfig.maxTokenCount`, Llama's `max_gen_len`, Claude 2's
-//! `max_tokens_to_sample` — by a deserializer that skips everything else without building
-//! it; a request that sets none gets the limits file's `default_max_tokens`.
+//! `max_tokens_to_sample` — by [`crate::api::request`]'s deserializer, which skips everything
+//! else without building it; a request that sets none gets the limits file's
+//! `default_max_tokens`.
 
-use serde::Deserialize;
-
-#[derive(Deserialize, Default)]
-struct Ceilings {
-    #[serde(rename = "inferenceConfig")]
-    inference_config: Option<InferenceConfig>,
-    #[serde(rename = "textGenerationConfig")]
-    text_generation_config: Option<TextGenerationConfig>,
-    max_tokens: Option<u64>,
-    max_completion_tokens: Option<u64>,
-    max_output_tokens: Option<u64>,
-    max_gen_len: Option<u64>,
-    max_tokens_to_sample: Option<u64>,
-}
-
-#[derive(Deserialize, Default)]
-struct InferenceConfig {
-    #[serde(rename = "maxTokens")]
-    max_tokens: Option<u64>,
-    max_new_tokens: Option<u64>,
-}
-
-#[derive(Deserialize, Default)]
-struct TextGenerationConfig {
-    #[serde(rename = "maxTokenCount")]
-    max_token_count: Option<u64>,
-}
-
-/// The output ceiling the request sets, if it sets one in a field this knows.
-pub fn output_ceiling(body: &[u8]) -> Option<u64> {
-    let c: Ceilings = serde_json::from_slice(body).ok()?;
-    let inference = c.inference_config.unwrap_or_default();
-    inference
-        .max_tokens
-        .or(inference.max_new_tokens)
-        .or(c.max_tokens)
-        .or(c.max_completion_tokens)
-        .or(c.max_output_tokens)
-        .or(c.text_generation_config.and_then(|t| t.max_token_count))
-        .or(c.max_gen_len)
-        .or(c.max_tokens_to_sample)
-}
+pub use crate::api::request::output_ceiling;
 
 /// The input tokens a body of `len` bytes can hold at `bytes_per_token`, rounded up.
 pub fn input_estimate(len: usize, bytes_per_token: u64) -> u64 {

@@ -10,7 +10,7 @@ use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
 use aws_smithy_types::event_stream::Message;
 use bytes::Bytes;
 
-use crate::api::{EventReader, Served, Unreadable};
+use crate::api::{EventReader, Served, StopReason, Unreadable};
 use crate::pricing::Usage;
 use crate::pricing::billing_units::Units;
 
@@ -59,6 +59,8 @@ pub struct StreamTap {
     invoked_model: Option<String>,
     /// Non-token units a usage event reported (a guardrail trace's policy units).
     units: Units,
+    /// Why the model stopped, if an event said (ConverseStream's `messageStop`).
+    stop_reason: Option<StopReason>,
     exception: Option<String>,
     broken: bool,
 }
@@ -75,6 +77,7 @@ impl StreamTap {
             served: None,
             invoked_model: None,
             units: Units::default(),
+            stop_reason: None,
             exception: None,
             broken: false,
         }
@@ -93,6 +96,11 @@ impl StreamTap {
     /// Non-token units the stream reported (ConverseStream's `metadata` guardrail trace).
     pub fn units(&self) -> Units {
         self.units
+    }
+
+    /// Why the model stopped, if the stream said.
+    pub fn stop_reason(&self) -> Option<StopReason> {
+        self.stop_reason
     }
 
     /// Feed the next chunk of the body. Returns true if this chunk completed at least one frame
@@ -221,7 +229,11 @@ impl StreamTap {
         self.scratch.shrink_to(KEEP_CAPACITY);
         match found {
             Ok(Some(found)) => {
-                self.usage = Some(found.usage);
+                if found.stop_reason.is_some() {
+                    self.stop_reason = found.stop_reason;
+                }
+                let Some(usage) = found.usage else { return };
+                self.usage = Some(usage);
                 if found.served.is_some() {
                     self.served = found.served;
                 }

@@ -14,7 +14,7 @@ fn no_directive_is_all_defaults() {
 
 #[test]
 fn all_keys() {
-    let body = br#"{"text":"x [[sim input=10 output=20 cache_read=3 cache_write=7 cache_write_1h=2 tier=priority fault=midstream exception=throttlingException after=2 delay_ms=5 ttft_ms=6 gap_ms=7 chunks=9 invoked=arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.amazon.nova-lite-v1:0 images=3 content_policy=4 automated_reasoning_policy=1]] y"}"#;
+    let body = br#"{"text":"x [[sim input=10 output=20 cache_read=3 cache_write=7 cache_write_1h=2 tier=priority fault=midstream exception=throttlingException after=2 delay_ms=5 ttft_ms=6 gap_ms=7 chunks=9 invoked=arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.amazon.nova-lite-v1:0 images=3 content_policy=4 automated_reasoning_policy=1 stop=max_tokens]] y"}"#;
     let d = parse(body).unwrap();
     assert_eq!(
         d,
@@ -40,6 +40,7 @@ fn all_keys() {
             ),
             images: Some(3),
             guardrail: [None, Some(4), None, None, None, None, None, Some(1)],
+            stop: Some("max_tokens"),
         }
     );
     assert_eq!(d.gap(), Duration::from_millis(7));

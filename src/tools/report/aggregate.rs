@@ -257,7 +257,7 @@ pub fn aggregate(mut input: impl BufRead, query: &Query) -> Result<Report, Repor
 
 /// Reads one line (without its `\n`) into `buf`. `None` at end of input; `Some(true)` when the
 /// line was longer than [`MAX_LINE`] (then `buf` is left empty and the rest is discarded).
-fn read_line(input: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<Option<bool>> {
+pub(crate) fn read_line(input: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<Option<bool>> {
     buf.clear();
     let mut too_long = false;
     let mut any = false;
@@ -355,7 +355,7 @@ impl<'a> Record<'a> {
 
 /// One amount of a priced line: absent or null is zero; at most `u64::MAX` pico-dollars
 /// (about 18 million USD) per line, which keeps every sum exact.
-fn money(field: &str, value: Option<&str>) -> Result<Pico, String> {
+pub(crate) fn money(field: &str, value: Option<&str>) -> Result<Pico, String> {
     let Some(s) = value else {
         return Ok(Pico(0));
     };

@@ -40,6 +40,7 @@ use std::path::Path;
 pub use crate::money::Pico;
 pub use crate::time::Timestamp;
 pub use aggregate::{CostByType, MAX_LINE, Report, Row, SkippedLine, Tokens, Totals, aggregate};
+pub(crate) use aggregate::{money, read_line};
 pub use error::ReportError;
 pub use query::{Format, GroupBy, GroupKey, Query, ReportArgs};
 pub use render::render;

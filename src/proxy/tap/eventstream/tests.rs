@@ -100,6 +100,16 @@ fn converse_one_chunk() {
     assert_eq!(tap.outcome(), StreamEnd::Usage(CONVERSE_USAGE));
     assert_eq!(tap.frames(), 6);
     assert!(tap.partial.is_empty());
+    assert_eq!(tap.stop_reason(), Some(crate::api::StopReason::EndTurn));
+}
+
+#[test]
+fn a_stream_cut_after_its_stop_event_has_no_usage() {
+    let frames = converse_frames();
+    let mut tap = StreamTap::new(CONVERSE);
+    tap.push(&b(&frames[..5].concat()));
+    assert_eq!(tap.outcome(), StreamEnd::NoUsage);
+    assert_eq!(tap.stop_reason(), Some(crate::api::StopReason::EndTurn));
 }
 
 #[test]
