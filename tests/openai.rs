@@ -134,6 +134,14 @@ async fn chat_completions_whole_and_streamed_are_priced_exactly() {
         3
     );
     assert_eq!(m.value("bedrock_usage_missing_total", &[]), 0.0);
+    // Every answer, streamed or whole, said why it stopped ("stop": its turn ended).
+    assert_eq!(
+        m.value(
+            "bedrock_stop_reasons_total",
+            &[("app", "assistant"), ("reason", "end_turn")]
+        ),
+        3.0
+    );
     // What Bedrock reported is exactly what was metered.
     let truth = h.simulator.stats().tokens;
     assert_eq!(truth[&(GPT_OSS_20B.to_owned(), "input")], 4007);
@@ -285,6 +293,14 @@ async fn anthropic_messages_with_both_cache_ttls() {
     assert_eq!(
         m.requests(&[("app", "coder"), ("operation", "AnthropicMessages")]),
         2
+    );
+    // The whole answer's stop_reason and the stream's message_delta.
+    assert_eq!(
+        m.value(
+            "bedrock_stop_reasons_total",
+            &[("app", "coder"), ("reason", "end_turn")]
+        ),
+        2.0
     );
 }
 

@@ -13,8 +13,8 @@ use http::Method;
 use serde::Deserialize;
 
 use super::{
-    Answer, Asked, BadBody, Family, Found, Missing, Operation, Route, Served, SseUsage, StopReason,
-    Unreadable, body_model,
+    Answer, Asked, BadBody, Family, Found, Missing, Operation, Route, Served, SseFound, SseUsage,
+    StopReason, Unreadable, body_model,
 };
 use crate::pricing::{Tier, Tokens, Usage};
 
@@ -133,6 +133,14 @@ struct StreamEvent<'a> {
     message: Option<StartMessage>,
     #[serde(default)]
     usage: Option<MessagesUsage>,
+    #[serde(borrow, default)]
+    delta: Option<Delta<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Delta<'a> {
+    #[serde(borrow, default)]
+    stop_reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -141,18 +149,23 @@ struct StartMessage {
 }
 
 /// Counts from a Messages stream event: `message_start` (its message's usage) and
-/// `message_delta` (its own usage).
-pub fn read_event(event: &str, data: &[u8]) -> Result<Option<SseUsage>, Unreadable> {
+/// `message_delta` (its own usage, and why the model stopped).
+pub fn read_event(event: &str, data: &[u8]) -> Result<Option<SseFound>, Unreadable> {
     if !matches!(event, "" | "message_start" | "message_delta") {
         return Ok(None);
     }
     let e: StreamEvent<'_> = serde_json::from_slice(data).map_err(|_| Unreadable)?;
-    let usage = match &*e.kind {
-        "message_start" => e.message.and_then(|m| m.usage),
-        "message_delta" => e.usage,
-        _ => None,
+    let (usage, stop) = match &*e.kind {
+        "message_start" => (e.message.and_then(|m| m.usage), None),
+        "message_delta" => (
+            e.usage,
+            e.delta
+                .and_then(|d| d.stop_reason)
+                .map(|s| StopReason::parse(&s)),
+        ),
+        _ => (None, None),
     };
-    Ok(usage.map(|u| u.counts()))
+    Ok(SseFound::of(usage.map(|u| u.counts()), stop))
 }
 
 /// The usage a stream's counts add up to: what the last event said of each count.
@@ -198,7 +211,7 @@ mod tests {
             ("content_block_delta", br#"{"type":"content_block_delta"}"#),
             ("message_delta", &delta[..]),
         ] {
-            if let Some(c) = read_event(name, data).unwrap() {
+            if let Some(c) = read_event(name, data).unwrap().and_then(|f| f.counts) {
                 seen = crate::api::merge(seen, c);
             }
         }
@@ -210,6 +223,12 @@ mod tests {
                 cache_read: 4,
                 ..Usage::default()
             }
+        );
+        assert_eq!(
+            read_event("message_delta", delta)
+                .unwrap()
+                .and_then(|f| f.stop),
+            Some(StopReason::EndTurn)
         );
         assert_eq!(read_event("message_start", b"{"), Err(Unreadable));
         assert_eq!(read_event("ping", b"{"), Ok(None));

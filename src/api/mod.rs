@@ -142,8 +142,30 @@ impl std::fmt::Debug for Answer {
 pub type BodyReader = fn(&[u8]) -> Result<Found, Missing>;
 
 /// Reads one Server-Sent Event: its `event:` name (empty when it has none) and its `data:`.
-/// `Ok(None)`: the event carries no usage.
-pub type SseReader = fn(&str, &[u8]) -> Result<Option<SseUsage>, Unreadable>;
+/// `Ok(None)`: the event carries neither usage nor a stop reason.
+pub type SseReader = fn(&str, &[u8]) -> Result<Option<SseFound>, Unreadable>;
+
+/// What one Server-Sent Event says: token counts where it reports them, and why the model
+/// stopped where it says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SseFound {
+    pub counts: Option<SseUsage>,
+    pub stop: Option<StopReason>,
+}
+
+impl SseFound {
+    pub fn counts(counts: SseUsage) -> SseFound {
+        SseFound {
+            counts: Some(counts),
+            stop: None,
+        }
+    }
+
+    /// `None` when the event said nothing of either.
+    fn of(counts: Option<SseUsage>, stop: Option<StopReason>) -> Option<SseFound> {
+        (counts.is_some() || stop.is_some()).then_some(SseFound { counts, stop })
+    }
+}
 
 /// Token counts an event reports; `None` where it says nothing. Later events' counts replace
 /// earlier ones field by field (Anthropic's stream reports input first, output at the end).

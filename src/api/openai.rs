@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{
-    Answer, Asked, BadBody, Family, Found, Missing, Operation, Route, Served, SseUsage, StopReason,
+    Answer, Asked, BadBody, Family, Found, Missing, Operation, Route, Served, SseFound, StopReason,
     Strip, Unreadable, body_model, raw_member, span_of, splice,
 };
 use crate::pricing::{Tier, Usage};
@@ -288,18 +288,39 @@ pub fn read_chat(body: &[u8]) -> Result<Found, Missing> {
 }
 
 #[derive(Deserialize)]
-struct ChatChunk {
+struct ChatChunk<'a> {
     #[serde(default)]
     usage: Option<ChatUsage>,
+    #[serde(borrow, default)]
+    choices: Vec<Choice<'a>>,
 }
 
-/// Usage from a Chat Completions stream chunk: the one with a non-null `usage`.
-pub fn read_chat_event(_event: &str, data: &[u8]) -> Result<Option<SseUsage>, Unreadable> {
-    if data == b"[DONE]" || !mentions_usage(data) {
+/// Usage from a Chat Completions stream chunk: the one with a non-null `usage`; and the
+/// `finish_reason` of the chunk that ends the choice.
+pub fn read_chat_event(_event: &str, data: &[u8]) -> Result<Option<SseFound>, Unreadable> {
+    let has_usage = mentions_usage(data);
+    // Every chunk says `"finish_reason":null` until the last: only a string is worth a parse.
+    let has_stop = [&b"\"finish_reason\":\""[..], b"\"finish_reason\": \""]
+        .iter()
+        .any(|n| memchr::memmem::find(data, n).is_some());
+    if data == b"[DONE]" || !(has_usage || has_stop) {
         return Ok(None);
     }
-    let chunk: ChatChunk = serde_json::from_slice(data).map_err(|_| Unreadable)?;
-    Ok(chunk.usage.map(|u| Usage::from(u).map(Some)))
+    let chunk: ChatChunk<'_> = match serde_json::from_slice(data) {
+        Ok(c) => c,
+        // Only a chunk that should carry usage makes the stream unreadable.
+        Err(_) if has_usage => return Err(Unreadable),
+        Err(_) => return Ok(None),
+    };
+    let stop = chunk
+        .choices
+        .first()
+        .and_then(|c| c.finish_reason.as_deref())
+        .map(StopReason::parse);
+    Ok(SseFound::of(
+        chunk.usage.map(|u| Usage::from(u).map(Some)),
+        stop,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -349,6 +370,16 @@ struct ResponseEvent<'a> {
 struct ResponseObject {
     #[serde(default)]
     usage: Option<ResponseUsage>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    incomplete_details: Option<IncompleteOwned>,
+}
+
+#[derive(Deserialize)]
+struct IncompleteOwned {
+    #[serde(default)]
+    reason: Option<String>,
 }
 
 /// The events that end a Responses stream; each carries the final response and its usage.
@@ -360,7 +391,7 @@ const FINAL_EVENTS: [&str; 3] = [
 
 /// Usage from a Responses stream event: the final `response.completed` (or `.incomplete`,
 /// `.failed`) carries the whole response with its usage.
-pub fn read_response_event(event: &str, data: &[u8]) -> Result<Option<SseUsage>, Unreadable> {
+pub fn read_response_event(event: &str, data: &[u8]) -> Result<Option<SseFound>, Unreadable> {
     if !(event.is_empty() || FINAL_EVENTS.contains(&event)) || !mentions_usage(data) {
         return Ok(None);
     }
@@ -368,9 +399,18 @@ pub fn read_response_event(event: &str, data: &[u8]) -> Result<Option<SseUsage>,
     if !FINAL_EVENTS.contains(&&*e.kind) {
         return Ok(None);
     }
-    Ok(e.response
-        .and_then(|r| r.usage)
-        .map(|u| Usage::from(u).map(Some)))
+    let Some(r) = e.response else {
+        return Ok(None);
+    };
+    let stop = r
+        .incomplete_details
+        .and_then(|i| i.reason)
+        .or(r.status)
+        .map(|s| StopReason::parse(&s));
+    Ok(SseFound::of(
+        r.usage.map(|u| Usage::from(u).map(Some)),
+        stop,
+    ))
 }
 
 /// Whether an event can hold a usage at all; most stream events are small deltas without one.

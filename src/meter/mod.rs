@@ -605,7 +605,10 @@ impl Tap for Recorder {
                 pending.set_stop_reason(stream.stop_reason());
                 Some(stream_outcome(stream.outcome(), end, &mut facts))
             }
-            (Source::Sse(stream), end) => Some(stream_outcome(stream.outcome(), end, &mut facts)),
+            (Source::Sse(stream), end) => {
+                pending.set_stop_reason(stream.stop_reason());
+                Some(stream_outcome(stream.outcome(), end, &mut facts))
+            }
         };
         pending.record_with(status, outcome, facts);
     }

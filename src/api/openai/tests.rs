@@ -210,27 +210,41 @@ fn stream_events() {
             "",
             br#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}"#
         ),
-        Ok(Some(
+        Ok(Some(SseFound::counts(
             Usage {
                 input: 3,
                 output: 4,
                 ..Usage::default()
             }
             .map(Some)
-        ))
+        )))
     );
     assert_eq!(read_chat_event("", br#"{"usage":{"#), Err(Unreadable));
+    // The chunk that ends the choice says why; a broken one is skipped, not unreadable.
+    let last = br#"{"choices":[{"index":0,"delta":{},"finish_reason":"length"}],"usage":null}"#;
+    assert_eq!(
+        read_chat_event("", last).unwrap().and_then(|f| f.stop),
+        Some(StopReason::MaxTokens)
+    );
+    assert_eq!(read_chat_event("", br#"{"finish_reason":"stop""#), Ok(None));
+    let cut = br#"{"type":"response.incomplete","response":{"status":"incomplete","incomplete_details":{"reason":"max_output_tokens"},"usage":{"input_tokens":8,"output_tokens":64}}}"#;
+    assert_eq!(
+        read_response_event("response.incomplete", cut)
+            .unwrap()
+            .and_then(|f| f.stop),
+        Some(StopReason::MaxTokens)
+    );
     let completed = br#"{"type":"response.completed","response":{"id":"r","usage":{"input_tokens":8,"output_tokens":2,"input_tokens_details":{"cached_tokens":0}}}}"#;
     assert_eq!(
         read_response_event("response.completed", completed),
-        Ok(Some(
+        Ok(Some(SseFound::counts(
             Usage {
                 input: 8,
                 output: 2,
                 ..Usage::default()
             }
             .map(Some)
-        ))
+        )))
     );
     assert!(read_response_event("", completed).unwrap().is_some());
     assert_eq!(

@@ -16,7 +16,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use super::eventstream::StreamEnd;
-use crate::api::{Family, SseReader, SseUsage, Strip, Unreadable, merge};
+use crate::api::{Family, SseReader, SseUsage, StopReason, Strip, Unreadable, merge};
 use crate::pricing::Usage;
 
 /// Largest event kept while it arrives. Bedrock's events are a few KiB; a stream without a
@@ -144,6 +144,8 @@ pub struct SseTap {
     reader: SseReader,
     events: Splitter,
     seen: Option<SseUsage>,
+    /// Why the model stopped, if an event said.
+    stop: Option<StopReason>,
     unreadable: bool,
 }
 
@@ -153,14 +155,25 @@ impl SseTap {
             reader,
             events: Splitter::default(),
             seen: None,
+            stop: None,
             unreadable: false,
         }
+    }
+
+    /// Why the model stopped, if the stream said.
+    pub fn stop_reason(&self) -> Option<StopReason> {
+        self.stop
     }
 
     /// Feeds the next chunk; true if it completed at least one event with data (for the time
     /// to first token).
     pub fn push(&mut self, chunk: &[u8]) -> bool {
-        let (reader, seen, unreadable) = (self.reader, &mut self.seen, &mut self.unreadable);
+        let (reader, seen, stop, unreadable) = (
+            self.reader,
+            &mut self.seen,
+            &mut self.stop,
+            &mut self.unreadable,
+        );
         let mut saw = false;
         self.events.push(chunk, |bytes| {
             let event = parse(bytes);
@@ -169,7 +182,14 @@ impl SseTap {
             }
             saw = true;
             match reader(event.name, &event.data) {
-                Ok(Some(counts)) => *seen = Some(merge(seen.unwrap_or_default(), counts)),
+                Ok(Some(found)) => {
+                    if let Some(counts) = found.counts {
+                        *seen = Some(merge(seen.unwrap_or_default(), counts));
+                    }
+                    if found.stop.is_some() {
+                        *stop = found.stop;
+                    }
+                }
                 Ok(None) => {}
                 Err(Unreadable) => *unreadable = true,
             }

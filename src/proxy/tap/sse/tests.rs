@@ -69,6 +69,7 @@ fn anthropic_counts_add_up_across_events() {
         }
     }
     assert!(first.is_some());
+    assert_eq!(tap.stop_reason(), Some(crate::api::StopReason::EndTurn));
     assert_eq!(
         usage_of(&tap),
         Some(Usage {
