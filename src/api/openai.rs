@@ -340,15 +340,21 @@ struct Incomplete<'a> {
     reason: Option<Cow<'a, str>>,
 }
 
+/// Why a Responses answer ended: an incomplete one says why; a completed one ended its turn.
+fn response_stop(
+    status: Option<Cow<'_, str>>,
+    incomplete: Option<Incomplete<'_>>,
+) -> Option<StopReason> {
+    incomplete
+        .and_then(|i| i.reason)
+        .or(status)
+        .map(|s| StopReason::parse(&s))
+}
+
 /// Usage from a whole Responses answer.
 pub fn read_response(body: &[u8]) -> Result<Found, Missing> {
     let b: ResponseBody<'_> = serde_json::from_slice(body).map_err(|_| Missing::Unparseable)?;
-    // An incomplete response says why; a completed one ended its turn.
-    let stop = b
-        .incomplete_details
-        .and_then(|i| i.reason)
-        .or(b.status)
-        .map(|s| StopReason::parse(&s));
+    let stop = response_stop(b.status, b.incomplete_details);
     Ok(Found {
         served: Some(served(b.service_tier.as_deref())),
         usage: Some(b.usage.into()),
@@ -362,24 +368,18 @@ pub fn read_response(body: &[u8]) -> Result<Found, Missing> {
 struct ResponseEvent<'a> {
     #[serde(borrow, rename = "type")]
     kind: Cow<'a, str>,
-    #[serde(default)]
-    response: Option<ResponseObject>,
+    #[serde(borrow, default)]
+    response: Option<ResponseObject<'a>>,
 }
 
 #[derive(Deserialize)]
-struct ResponseObject {
+struct ResponseObject<'a> {
     #[serde(default)]
     usage: Option<ResponseUsage>,
-    #[serde(default)]
-    status: Option<String>,
-    #[serde(default)]
-    incomplete_details: Option<IncompleteOwned>,
-}
-
-#[derive(Deserialize)]
-struct IncompleteOwned {
-    #[serde(default)]
-    reason: Option<String>,
+    #[serde(borrow, default)]
+    status: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    incomplete_details: Option<Incomplete<'a>>,
 }
 
 /// The events that end a Responses stream; each carries the final response and its usage.
@@ -402,11 +402,7 @@ pub fn read_response_event(event: &str, data: &[u8]) -> Result<Option<SseFound>,
     let Some(r) = e.response else {
         return Ok(None);
     };
-    let stop = r
-        .incomplete_details
-        .and_then(|i| i.reason)
-        .or(r.status)
-        .map(|s| StopReason::parse(&s));
+    let stop = response_stop(r.status, r.incomplete_details);
     Ok(SseFound::of(
         r.usage.map(|u| Usage::from(u).map(Some)),
         stop,
