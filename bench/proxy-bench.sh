@@ -82,12 +82,14 @@ wait_port() {
     exit 1
 }
 sim=$BASE_PORT meter=$((BASE_PORT + 1)) admin=$((BASE_PORT + 2)) ngx=$((BASE_PORT + 3))
-# The `features` scenario's two other meters: without request metadata, and over TLS.
+# The `features` scenario's other meters: without request metadata, and over TLS.
 plain=$((BASE_PORT + 4)) plain_admin=$((BASE_PORT + 5)) tls=$((BASE_PORT + 6)) tls_admin=$((BASE_PORT + 7))
 # The `limits` scenario's meters (limits in process, limits in Redis) and its redis-server.
 lim=$((BASE_PORT + 8)) lim_admin=$((BASE_PORT + 9)) rlim=$((BASE_PORT + 10)) rlim_admin=$((BASE_PORT + 11))
 redis=$((BASE_PORT + 12))
-for p in $sim $meter $admin $ngx $plain $plain_admin $tls $tls_admin $lim $lim_admin $rlim $rlim_admin $redis; do
+# The `features` scenario's meter without request facts (`--request-facts false`).
+nofacts=$((BASE_PORT + 13)) nofacts_admin=$((BASE_PORT + 14))
+for p in $sim $meter $admin $ngx $plain $plain_admin $tls $tls_admin $lim $lim_admin $rlim $rlim_admin $redis $nofacts $nofacts_admin; do
     port_free "$p" || {
         echo "port $p is taken; set BASE_PORT" >&2
         exit 1
@@ -125,6 +127,12 @@ AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench TOKIO_WORKER_THREADS=$WORKER
     --region us-east-1 --tls-cert "$tmp/tls.crt" --tls-key "$tmp/tls.key" >"$tmp/meter-tls.log" 2>&1 &
 tls_pid=$!
 pids+=("$tls_pid")
+AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench TOKIO_WORKER_THREADS=$WORKERS \
+    taskset -c "$PROXY_CPUS" "$bin" serve --listen "127.0.0.1:$nofacts" \
+    --admin-listen "127.0.0.1:$nofacts_admin" --upstream "http://127.0.0.1:$sim" \
+    --region us-east-1 --request-facts false >"$tmp/meter-nofacts.log" 2>&1 &
+nofacts_pid=$!
+pids+=("$nofacts_pid")
 
 # Limits that apply to every call and are never reached: four counters per call.
 cat >"$tmp/limits.toml" <<EOF
@@ -205,6 +213,7 @@ wait_port "$meter"
 wait_port "$admin"
 wait_port "$plain"
 wait_port "$tls"
+wait_port "$nofacts"
 wait_port "$redis"
 wait_port "$lim"
 wait_port "$rlim"
@@ -219,6 +228,7 @@ if [ "$mode" = run ]; then
         --conns "$CONNS" --only "$ONLY" --layout "$layout" --command "$command_line" \
         --meter-plain "127.0.0.1:$plain" --meter-plain-pid "$plain_pid" \
         --meter-tls "127.0.0.1:$tls" --meter-tls-pid "$tls_pid" --tls-ca "$tmp/ca.crt" \
+        --meter-nofacts "127.0.0.1:$nofacts" --meter-nofacts-pid "$nofacts_pid" \
         --meter-limits "127.0.0.1:$lim" --meter-limits-pid "$lim_pid" \
         --meter-redis "127.0.0.1:$rlim" --meter-redis-pid "$rlim_pid" \
         --out "$tmp/section.md"

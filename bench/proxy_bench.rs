@@ -687,23 +687,31 @@ impl Run {
                 args.str("meter-plain")?,
                 args.pids("meter-plain-pid")?,
             ),
-            hop("meter (metadata on)", &main[1].addr, main[1].pids.clone()),
+            hop(
+                "meter, request facts off",
+                args.str("meter-nofacts")?,
+                args.pids("meter-nofacts-pid")?,
+            ),
+            hop("meter (defaults)", &main[1].addr, main[1].pids.clone()),
             hop("meter, TLS", &tls_addr, tls_pids.clone()),
             hop("nginx", &main[2].addr, main[2].pids.clone()),
         ];
-        self.line("\n### TLS and request metadata on a Converse call\n\nThe same meter build three times on the same pinned core: without request metadata (`--request-metadata false`), with it (the default: `requestMetadata` spliced into the 2 KB body), and with it over TLS (`--tls-cert`, TLS 1.3, HTTP/1.1 by ALPN, the load generator's pooled keep-alive connections, as SDKs reuse theirs).");
+        self.line("\n### TLS, request metadata and request facts on a Converse call\n\nThe same meter build four times on the same pinned core: without request metadata (`--request-metadata false`), without request facts (`--request-facts false`), with both (the defaults: `requestMetadata` spliced into the 2 KB body, the body read for its output ceiling and stable prefix), and with both over TLS (`--tls-cert`, TLS 1.3, HTTP/1.1 by ALPN, the load generator's pooled keep-alive connections, as SDKs reuse theirs).");
         let (fixed, sat) = self.compare(hops, rate, secs, rounds, conns).await?;
         let fds = open_fds(tls_pids.first().copied().unwrap_or(0));
         let row = |i, base| difference(&fixed, &sat, i, base);
         self.line(&format!(
-            "\n**Request metadata** (on vs off): {}.\n\n**TLS** (TLS vs plain, both with metadata): {}.\n\n**vs nginx** (CPU per request at saturation): metadata off {}, metadata on {}, TLS {}.\n\nThe TLS meter held {fds} open file descriptors at the end (its listener, the pooled client connections, its upstream pool): handshakes were paid once per connection, not per call.",
-            row(2, 1),
+            "\n**Request metadata** (on vs off): {}.\n\n**Request facts** (on vs off): {}.\n\n**TLS** (TLS vs plain, both with the defaults): {}.\n\n**vs nginx** (CPU per request at saturation): metadata off {}, facts off {}, defaults {}, TLS {}.\n\nThe TLS meter held {fds} open file descriptors at the end (its listener, the pooled client connections, its upstream pool): handshakes were paid once per connection, not per call.",
+            row(3, 1),
             row(3, 2),
-            ratio(sat[1].1, sat[4].1),
-            ratio(sat[2].1, sat[4].1),
-            ratio(sat[3].1, sat[4].1),
+            row(4, 3),
+            ratio(sat[1].1, sat[5].1),
+            ratio(sat[2].1, sat[5].1),
+            ratio(sat[3].1, sat[5].1),
+            ratio(sat[4].1, sat[5].1),
         ));
         self.splice_25mb();
+        self.facts_with_prefix();
         Ok(())
     }
 
@@ -778,6 +786,35 @@ impl Run {
         });
         self.line(&format!(
             "\n**25 MB body** (median of 15, one core): splicing `requestMetadata` in {splice:.2} ms, copying the body {copy:.2} ms, hashing it for SigV4 (which every forwarded call does once) {hash:.2} ms."
+        ));
+    }
+
+    /// Reading a request's facts where the prefix is big: a Converse body with a 4,000-byte
+    /// system prompt and a 2 KB user turn (the prefix is hashed), against the bench's own 2 KB
+    /// body (no system prompt: only the parse).
+    fn facts_with_prefix(&mut self) {
+        use bedrock_meter::api::request::{FingerprintKey, facts};
+        let key = FingerprintKey::from_secret("bench");
+        let user = converse_body("[[sim]]", 2048);
+        let user = std::str::from_utf8(&user).unwrap_or_default();
+        let with_system = format!(
+            r#"{{"system":[{{"text":"{}"}}],{}"#,
+            "s".repeat(4000),
+            user.strip_prefix('{').unwrap_or_default()
+        );
+        let time = |body: &[u8]| {
+            const N: u32 = 20_000;
+            let start = Instant::now();
+            for _ in 0..N {
+                std::hint::black_box(facts(std::hint::black_box(body), &key));
+            }
+            start.elapsed().as_secs_f64() * 1e6 / f64::from(N)
+        };
+        let plain = time(user.as_bytes());
+        let prefixed = time(with_system.as_bytes());
+        self.line(&format!(
+            "\n**Request facts** (one core, mean of 20,000): the bench's 2 KB body {plain:.2} µs; a {} B body with a 4,000-byte system prompt (parsed, and the prefix hashed with the keyed SHA-256) {prefixed:.2} µs.",
+            with_system.len()
         ));
     }
 

@@ -207,6 +207,11 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub fingerprint_key: Option<String>,
+    /// Read each request body for its output ceiling and stable prompt prefix: the ledger's
+    /// `max_tokens` and `prefix`, and the live prefix-reuse series. One parse of the body that
+    /// builds nothing; off saves it.
+    #[arg(long, env = "BEDROCK_METER_REQUEST_FACTS", default_value_t = true, action = clap::ArgAction::Set, value_name = "true|false")]
+    pub request_facts: bool,
     /// Ledger lines queued for writing before new ones are dropped (and counted).
     #[arg(long, env = "BEDROCK_METER_LEDGER_QUEUE", default_value_t = crate::meter::ledger::DEFAULT_QUEUE, value_parser = ledger_queue)]
     pub ledger_queue: usize,

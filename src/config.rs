@@ -46,6 +46,9 @@ pub struct ProxyConfig {
     pub ledger_queue: usize,
     /// The secret keying the ledger's prefix fingerprints (`None`: a random key per process).
     pub fingerprint_key: Option<String>,
+    /// Read each request body for its output ceiling and stable prefix (the ledger's facts and
+    /// the live prefix-reuse series).
+    pub request_facts: bool,
     /// Add `x-bedrock-meter-cost-usd` to metered non-streaming responses.
     pub cost_header: bool,
     /// The request metadata key that names the app in forwarded calls (`None`: off).
@@ -100,6 +103,7 @@ impl ProxyConfig {
             ledger: None,
             ledger_queue: ledger::DEFAULT_QUEUE,
             fingerprint_key: None,
+            request_facts: true,
             cost_header: true,
             metadata_key: Some("app".to_owned()),
             assume_role: None,
@@ -257,6 +261,7 @@ impl TryFrom<ServeArgs> for ServeConfig {
             ledger: args.ledger.as_deref().map(ledger::Target::parse),
             ledger_queue: args.ledger_queue,
             fingerprint_key: args.fingerprint_key,
+            request_facts: args.request_facts,
             cost_header: args.cost_header,
             metadata_key: args.request_metadata.then_some(args.request_metadata_key),
             assume_role: args.assume_role.map(|role_arn| AssumeRole {

@@ -426,3 +426,65 @@ fn the_html_report_renders_in_headless_chromium() {
     let dim = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
     assert_eq!((dim(16), dim(20)), (1280, 1600));
 }
+
+/// The live prefix-reuse series: a call whose cacheable prefix (4,096 bytes and up) the same app
+/// sent to the same model within 5 minutes is a reuse; a small prefix, another model or another
+/// app is not; `--request-facts false` reads no body and exports no such series.
+#[tokio::test]
+async fn prefix_reuse_is_counted_live() {
+    use aws_sdk_bedrockruntime::types::SystemContentBlock;
+    use common::{Harness, user_message};
+
+    let send = |client: aws_sdk_bedrockruntime::Client, model: &'static str, system: String| async move {
+        client
+            .converse()
+            .model_id(model)
+            .system(SystemContentBlock::Text(system))
+            .messages(user_message("[[sim input=1100 output=5]] hi"))
+            .send()
+            .await
+            .unwrap();
+    };
+    // `[{"text":"…"}]` is 13 bytes around the text: 4,083 bytes of text make 4,096.
+    let big = "a".repeat(4083);
+    let other_big = "b".repeat(5000);
+    let small = "c".repeat(4082);
+
+    let h = Harness::start().await;
+    let (support, sales) = (h.client("support"), h.client("sales"));
+    for _ in 0..3 {
+        send(support.clone(), NOVA_PRO, big.clone()).await;
+    }
+    send(support.clone(), NOVA_PRO, other_big.clone()).await;
+    send(support.clone(), NOVA_LITE, big.clone()).await;
+    send(sales.clone(), NOVA_PRO, big.clone()).await;
+    for _ in 0..2 {
+        send(support.clone(), NOVA_PRO, small.clone()).await;
+    }
+    let m = h.metrics().await;
+    let count = |name, app, model| m.value(name, &[("app", app), ("model", model)]);
+    let calls = |app, model| count("bedrock_prefix_requests_total", app, model);
+    let reused = |app, model| count("bedrock_prefix_reused_total", app, model);
+    assert_eq!(
+        calls("support", NOVA_PRO),
+        4.0,
+        "the small prefix is not counted"
+    );
+    assert_eq!(reused("support", NOVA_PRO), 2.0);
+    assert_eq!(
+        (calls("support", NOVA_LITE), reused("support", NOVA_LITE)),
+        (1.0, 0.0)
+    );
+    assert_eq!(
+        (calls("sales", NOVA_PRO), reused("sales", NOVA_PRO)),
+        (1.0, 0.0)
+    );
+
+    let off = Harness::start_with(|c| c.request_facts = false).await;
+    for _ in 0..2 {
+        send(off.client("support"), NOVA_PRO, big.clone()).await;
+    }
+    let m = off.metrics().await;
+    assert_eq!(m.requests(&[("app", "support")]), 2);
+    assert!(!m.has("bedrock_prefix_requests_total", &[]));
+}

@@ -338,3 +338,64 @@ async fn ledger_lines_carry_the_advisors_facts() {
     assert!(lines[3].get("prefix").is_none());
     assert_eq!(lines[3]["stop_reason"], "end_turn");
 }
+
+/// InvokeModel's answers are in each model's own words: Anthropic's `stop_reason` (its stream's
+/// `message_delta`), Nova's `stopReason` (its stream's final chunk). The meter reads them from
+/// the body as it passes, whole or streamed, without a ledger.
+#[tokio::test]
+async fn invoke_model_answers_say_why_they_stopped() {
+    let h = Harness::start().await;
+    let client = h.client("batch");
+    let anthropic = |directive: &str| {
+        Blob::new(format!(
+            r#"{{"anthropic_version":"bedrock-2023-05-31","max_tokens":64,"messages":[{{"role":"user","content":"[[sim {directive}]]"}}]}}"#
+        ))
+    };
+    let nova = |directive: &str| {
+        Blob::new(format!(
+            r#"{{"messages":[{{"role":"user","content":[{{"text":"[[sim {directive}]]"}}]}}],"inferenceConfig":{{"maxTokens":64}}}}"#
+        ))
+    };
+    for (model, body) in [
+        (HAIKU_3, anthropic("input=9 output=64 stop=max_tokens")),
+        (HAIKU_3, anthropic("input=9 output=3 stop=tool_use")),
+        (NOVA_MICRO, nova("input=9 output=64 stop=max_tokens")),
+        (NOVA_MICRO, nova("input=9 output=3")),
+    ] {
+        client
+            .invoke_model()
+            .model_id(model)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let out = client
+            .invoke_model_with_response_stream()
+            .model_id(model)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let mut events = out.body;
+        while events.recv().await.unwrap().is_some() {}
+    }
+    let m = h.metrics().await;
+    let stops = |model, reason| {
+        m.value(
+            "bedrock_stop_reasons_total",
+            &[("app", "batch"), ("model", model), ("reason", reason)],
+        )
+    };
+    assert_eq!(stops(HAIKU_3, "max_tokens"), 2.0);
+    assert_eq!(stops(HAIKU_3, "tool_use"), 2.0);
+    assert_eq!(stops(HAIKU_3, "end_turn"), 0.0);
+    assert_eq!(stops(NOVA_MICRO, "max_tokens"), 2.0);
+    assert_eq!(stops(NOVA_MICRO, "end_turn"), 2.0);
+    assert_eq!(
+        m.value(
+            "bedrock_tokens_total",
+            &[("app", "batch"), ("model", NOVA_MICRO), ("type", "output")]
+        ),
+        134.0
+    );
+}

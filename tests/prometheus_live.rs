@@ -459,6 +459,21 @@ async fn converse(client: &Client, model: &str, prompt: &str) {
         .await;
 }
 
+/// A call with a system prompt big enough to cache (4,096 bytes and up): the same one every
+/// time, so the prefix-reuse series count it reused from the second call on.
+async fn converse_with_long_system_prompt(client: &Client, model: &str, prompt: &str) {
+    let system = "You answer questions about the example product catalogue. ".repeat(80);
+    let _ = client
+        .converse()
+        .model_id(model)
+        .system(aws_sdk_bedrockruntime::types::SystemContentBlock::Text(
+            system,
+        ))
+        .messages(user_message(prompt))
+        .send()
+        .await;
+}
+
 async fn converse_stream(client: &Client, model: &str, prompt: &str) {
     if let Ok(mut out) = client
         .converse_stream()
@@ -646,6 +661,8 @@ async fn round(app: &str, client: &Client, n: u32) {
                 80 + n % 5
             );
             converse(client, NOVA_MICRO, &p).await;
+            converse_with_long_system_prompt(client, NOVA_MICRO, "[[sim input=1300 output=20]]")
+                .await;
             converse(client, UNPRICED, "[[sim input=300 output=40]]").await;
             // An image, billed per image rather than per token.
             let _ = client

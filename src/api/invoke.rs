@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use super::{
     Answer, Asked, BadBody, Family, Found, MetadataSlot, Missing, Operation, Route, Served,
-    Unreadable, model_path,
+    Unreadable, model_path, stop_scan,
 };
 use crate::pricing::Usage;
 use crate::pricing::billing_units::{PerUnit, Quality, Units, per_unit};
@@ -233,7 +233,9 @@ const METRICS_KEY: &[u8] = b"amazon-bedrock-invocationMetrics";
 /// Padding is accepted either way: the metrics must not be lost over an encoder's padding choice.
 static BASE64: GeneralPurpose = STANDARD_PAD_INDIFFERENT;
 
-/// Usage from an InvokeModelWithResponseStream event: only the final `chunk` carries it.
+/// Usage from an InvokeModelWithResponseStream event: only the final `chunk` carries it. Why the
+/// model stopped is in the chunk that says so (Anthropic's `message_delta`, Nova's
+/// `messageStop`, the final chunk of the others).
 pub fn read_chunk(
     event_type: &str,
     payload: &[u8],
@@ -242,8 +244,18 @@ pub fn read_chunk(
     if event_type != "chunk" {
         return Ok(None);
     }
-    let found = final_chunk(payload, scratch)?;
-    Ok(found.map(Found::usage))
+    let usage = final_chunk(payload, scratch)?;
+    let stop_reason = stop_scan::last_in(scratch);
+    if usage.is_none() && stop_reason.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Found {
+        usage,
+        served: None,
+        invoked_model: None,
+        units: Units::default(),
+        stop_reason,
+    }))
 }
 
 #[derive(Deserialize)]

@@ -16,6 +16,7 @@ pub mod invoke;
 pub mod openai;
 pub mod request;
 mod served;
+pub mod stop_scan;
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Method};
@@ -264,18 +265,29 @@ pub enum StopReason {
 impl StopReason {
     pub const COUNT: usize = 7;
 
-    /// Converse's `stopReason`, Anthropic's `stop_reason`, OpenAI's `finish_reason` and
-    /// Responses' `incomplete_details.reason`.
+    /// Converse's `stopReason`, Anthropic's `stop_reason`, OpenAI's `finish_reason`,
+    /// Responses' `incomplete_details.reason`, and the model-native answers' words for the same
+    /// (Titan's `FINISH`/`LENGTH`, Cohere's `COMPLETE`/`MAX_TOKENS`, Mistral's `model_length`),
+    /// whatever their case.
     pub fn parse(s: &str) -> StopReason {
+        if s.bytes().any(|b| b.is_ascii_uppercase()) {
+            return StopReason::parse(&s.to_ascii_lowercase());
+        }
         match s {
-            "end_turn" | "stop" | "completed" => StopReason::EndTurn,
-            "max_tokens" | "length" | "max_output_tokens" | "model_context_window_exceeded" => {
-                StopReason::MaxTokens
+            "end_turn" | "stop" | "completed" | "finish" | "complete" | "stop_criteria_met" => {
+                StopReason::EndTurn
             }
+            "max_tokens"
+            | "length"
+            | "max_output_tokens"
+            | "model_context_window_exceeded"
+            | "model_length" => StopReason::MaxTokens,
             "tool_use" | "tool_calls" | "function_call" => StopReason::ToolUse,
             "stop_sequence" => StopReason::StopSequence,
             "guardrail_intervened" => StopReason::GuardrailIntervened,
-            "content_filtered" | "content_filter" | "refusal" => StopReason::ContentFiltered,
+            "content_filtered" | "content_filter" | "refusal" | "error_toxic" => {
+                StopReason::ContentFiltered
+            }
             _ => StopReason::Other,
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod labels;
 pub mod ledger;
+pub mod prefixes;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -13,6 +14,7 @@ use prometheus::IntGauge;
 
 use crate::api::Operation;
 use crate::api::request::Facts;
+use crate::api::stop_scan::StopScan;
 use crate::api::{Missing, Served, StopReason};
 use crate::meter::labels::{LabelGuard, UNKNOWN_APP};
 use crate::meter::ledger::{Ledger, Record};
@@ -24,12 +26,15 @@ use crate::proxy::limits::{Actual, Reservation};
 use crate::proxy::tap::eventstream::{StreamEnd, StreamTap};
 use crate::proxy::tap::sse::SseTap;
 use crate::proxy::tap::{End, Tap};
+use prefixes::{BYTES_PER_TOKEN, MIN_CACHE_TOKENS, RecentPrefixes};
 
 pub struct Meter {
     pub metrics: Metrics,
     pub labels: LabelGuard,
     /// One JSON line per recorded request, when `--ledger` is given.
     pub ledger: Option<Ledger>,
+    /// The prompt prefixes seen lately, for `bedrock_prefix_reused_total`.
+    pub prefixes: RecentPrefixes,
 }
 
 /// The status recorded for a request whose client left before the proxy answered (nginx's
@@ -143,8 +148,11 @@ impl Drop for Pending {
 pub enum Source {
     /// Not a metered response (an error status, or an operation without token usage).
     None,
-    /// Already known (from the response headers, or a JSON body read whole).
+    /// Already known (a JSON body read whole, or nothing to read).
     Known(Result<Usage, Missing>),
+    /// Known from the response headers (InvokeModel); the body passing by says why the model
+    /// stopped.
+    Headers(Result<Usage, Missing>, StopScan),
     /// In the last event of an event stream, decoded on the side frame by frame.
     Stream(Box<StreamTap>),
     /// In the events of a Server-Sent Events stream, read on the side event by event.
@@ -443,6 +451,15 @@ impl Inner {
                 if let Some(stop) = stop_reason {
                     m.stop_reason(&series, &app, &model, stop);
                 }
+                if let Some(prefix) = facts
+                    .prefix
+                    .filter(|p| p.bytes >= MIN_CACHE_TOKENS * BYTES_PER_TOKEN)
+                {
+                    // Per pair: the series handle's address names it, with no hashing of labels.
+                    let pair = Arc::as_ptr(&series) as usize as u64;
+                    let reused = meter.prefixes.sighted(prefix.fingerprint ^ pair);
+                    m.prefix(&series, &app, &model, reused);
+                }
                 let units_quote = (!units.is_empty())
                     .then(|| price_units(&units, entry.map(|e| &e.units), card.guardrail_rates()));
                 if let Some(q) = &units_quote {
@@ -576,6 +593,11 @@ impl Tap for Recorder {
                 }
                 self.pending.add_overhead(began.elapsed());
             }
+            Source::Headers(_, scan) => {
+                let began = Instant::now();
+                scan.push(chunk);
+                self.pending.add_overhead(began.elapsed());
+            }
             Source::None | Source::Known(_) => {}
         }
     }
@@ -594,6 +616,10 @@ impl Tap for Recorder {
         let outcome = match (source, end) {
             (Source::None, _) => None,
             (Source::Known(usage), _) => Some(usage),
+            (Source::Headers(usage, scan), _) => {
+                pending.set_stop_reason(scan.found());
+                Some(usage)
+            }
             (Source::Stream(stream), end) => {
                 if let Some(served) = stream.served() {
                     pending.set_served(served);
@@ -644,6 +670,7 @@ mod tests {
             metrics: Metrics::new().unwrap(),
             labels: LabelGuard::new(10, 10),
             ledger: None,
+            prefixes: RecentPrefixes::default(),
         })
     }
 

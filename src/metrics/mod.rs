@@ -100,6 +100,8 @@ pub struct Metrics {
     ledger_dropped: IntCounter,
     service_tier: IntCounterVec,
     stop_reasons: IntCounterVec,
+    prefix_requests: IntCounterVec,
+    prefix_reused: IntCounterVec,
     pricing_anomalies: IntCounterVec,
     routed: IntCounterVec,
     proxy_throttled: IntCounter,
@@ -258,6 +260,18 @@ impl Metrics {
              output ceiling cut the answer).",
             &["app", "model", "reason"],
         )?;
+        let prefix_requests = counter(
+            "bedrock_prefix_requests_total",
+            "Successful calls whose stable prompt prefix (system prompt, tools, leading messages) \
+             is big enough to cache: at least 1024 tokens, estimated as bytes / 4.",
+            &["app", "model"],
+        )?;
+        let prefix_reused = counter(
+            "bedrock_prefix_reused_total",
+            "Of bedrock_prefix_requests_total, the calls whose prefix this replica saw from the \
+             same app to the same model within the last 5 minutes (a prompt cache's lifetime).",
+            &["app", "model"],
+        )?;
         let proxy_throttled = IntCounter::new(
             "bedrock_proxy_throttled_total",
             "Requests the proxy itself answered with 429 because --max-in-flight requests were already in flight.",
@@ -309,6 +323,8 @@ impl Metrics {
             ledger_dropped,
             service_tier,
             stop_reasons,
+            prefix_requests,
+            prefix_reused,
             pricing_anomalies,
             routed,
             proxy_throttled,
@@ -344,6 +360,7 @@ impl Metrics {
                     input_tokens: TokenHistogram::new(&INPUT_TOKEN_BUCKETS),
                     tiers: Default::default(),
                     stops: Default::default(),
+                    prefix: OnceLock::new(),
                     unpriced: OnceLock::new(),
                 });
                 self.rendered_lock().series.push(series.clone());
@@ -530,6 +547,21 @@ impl Metrics {
                     .with_label_values(&[app, model, stop.as_str()])
             })
             .inc();
+    }
+
+    /// A call with a cacheable prefix, and whether the prefix was seen lately. Both series
+    /// appear with the first such call, so their ratio exists from then on.
+    pub fn prefix(&self, series: &Series, app: &str, model: &str, reused: bool) {
+        let (calls, reuses) = series.prefix.get_or_init(|| {
+            (
+                self.prefix_requests.with_label_values(&[app, model]),
+                self.prefix_reused.with_label_values(&[app, model]),
+            )
+        });
+        calls.inc();
+        if reused {
+            reuses.inc();
+        }
     }
 
     /// `series` is the (app, model) handles of `model`.

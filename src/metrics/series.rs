@@ -21,6 +21,9 @@ pub struct Series {
     pub(super) unpriced: OnceLock<IntCounter>,
     /// `bedrock_stop_reasons_total` of this pair, by reason, created on first use.
     pub(super) stops: [OnceLock<IntCounter>; StopReason::COUNT],
+    /// `bedrock_prefix_requests_total` and `bedrock_prefix_reused_total` of this pair, created
+    /// on first use.
+    pub(super) prefix: OnceLock<(IntCounter, IntCounter)>,
 }
 
 /// Handles for one (app, model, operation, status): counting a finished request touches

@@ -12,6 +12,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::api::Operation;
 use crate::api::request::{self, Facts, FingerprintKey};
+use crate::api::stop_scan::StopScan;
 use crate::api::{Answer, Asked, BadBody, BodyReader, Family, MetadataSlot, Missing};
 use aws_credential_types::Credentials;
 
@@ -80,8 +81,9 @@ pub struct State {
     pub sessions: Option<Arc<Sessions>>,
     /// Budgets and rate limits per app (`--limits`), checked before a call is forwarded.
     pub limits: Option<Arc<Limiter>>,
-    /// The key of the prefix fingerprints in the ledger (`--fingerprint-key`).
-    pub fingerprint_key: FingerprintKey,
+    /// The key of the prefix fingerprints (`--fingerprint-key`); `None` when request bodies
+    /// are not read for their facts (`--request-facts false`).
+    pub fingerprint_key: Option<FingerprintKey>,
 }
 
 impl State {
@@ -181,10 +183,11 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
     if asked.model_id.is_some() {
         pending.set_model(asked.model_id.take());
     }
-    // What the savings advisor needs, for the ledger only: the body as the client sent it.
-    let facts = match (&state.meter.ledger, &state.fingerprint_key) {
-        (Some(_), key) => request::facts(&body, key),
-        (None, _) => Facts::default(),
+    // What the savings levers need (the ledger's facts, the live prefix reuse): the body as
+    // the client sent it.
+    let facts = match &state.fingerprint_key {
+        Some(key) => request::facts(&body, key),
+        None => Facts::default(),
     };
     pending.set_request(facts, asked.stream);
     pending.add_units(asked.units);
@@ -318,7 +321,7 @@ async fn exchange(
             pending.add_overhead(received.elapsed());
             return json_whole(&state, pending, head, body, permit, read).await;
         }
-        Answer::Headers(read) => Source::Known(read(&head.headers)),
+        Answer::Headers(read) => Source::Headers(read(&head.headers), StopScan::default()),
         Answer::Accepted => Source::Known(Ok(Usage::default())),
         Answer::EventStream(reader) => Source::Stream(Box::new(StreamTap::new(reader))),
         Answer::Sse(reader) => Source::Sse(Box::new(SseTap::new(reader))),
@@ -329,7 +332,7 @@ async fn exchange(
     if strip {
         head.headers.remove(header::CONTENT_LENGTH);
     }
-    if let Source::Known(Ok(usage)) = &source {
+    if let Source::Known(Ok(usage)) | Source::Headers(Ok(usage), _) = &source {
         add_cost_header(&state, &pending, usage, &mut head.headers);
     }
     pending.add_overhead(received.elapsed());

@@ -171,6 +171,7 @@ pub async fn start(config: ProxyConfig) -> Result<Running, StartError> {
         metrics,
         labels: LabelGuard::new(config.max_apps, config.max_models),
         ledger,
+        prefixes: Default::default(),
     });
     let stop = CancellationToken::new();
     let provider = match config.credentials {
@@ -222,10 +223,12 @@ pub async fn start(config: ProxyConfig) -> Result<Running, StartError> {
         metadata_key: config.metadata_key.map(String::into_boxed_str),
         sessions,
         limits,
-        fingerprint_key: config
-            .fingerprint_key
-            .as_deref()
-            .map_or_else(FingerprintKey::random, FingerprintKey::from_secret),
+        fingerprint_key: config.request_facts.then(|| {
+            config
+                .fingerprint_key
+                .as_deref()
+                .map_or_else(FingerprintKey::random, FingerprintKey::from_secret)
+        }),
     });
     let admin = Arc::new(Admin {
         state: state.clone(),

@@ -7,7 +7,7 @@
 //! Keys: `input output cache_read cache_write cache_write_1h` (the usage to report), `tier`
 //! (the service tier to echo), `fault` (see [`Fault`]), `exception` (the type of a `midstream`
 //! exception), `after` (content frames or events before a stream fault), `delay_ms ttft_ms
-//! gap_ms chunks` (pacing, and the number of content parts), `stop` (the Converse stop reason
+//! gap_ms chunks` (pacing, and the number of content parts), `stop` (the stop reason
 //! the answer gives: `end_turn`, `max_tokens`, `tool_use`, `stop_sequence`), and `invoked=MODEL` (the model
 //! id or ARN a prompt router says it chose: non-empty, no whitespace, at most 2048 bytes;
 //! ignored unless the call is addressed to a prompt router).

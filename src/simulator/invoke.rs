@@ -51,7 +51,7 @@ pub fn invoke(call: &Call) -> Response<SimBody> {
             "role": "assistant",
             "model": name,
             "content": [{"type": "text", "text": call.text()}],
-            "stop_reason": "end_turn",
+            "stop_reason": call.stop_reason(),
             "stop_sequence": null,
             "usage": u.anthropic_json(u.output),
         }),
@@ -69,7 +69,7 @@ pub fn invoke(call: &Call) -> Response<SimBody> {
                     m.insert("cacheWriteInputTokenCount".into(), u.cache_write.into());
                 }
             }
-            json!({"outputText": call.text(), "stopReason": "end_turn", "usage": usage})
+            json!({"outputText": call.text(), "stopReason": call.stop_reason(), "usage": usage})
         }
     };
     let mut response = json_response(&body);
@@ -176,7 +176,7 @@ fn anthropic_script(call: &Call, name: &str) -> Result<Script, EncodeError> {
         chunks.next(&json!({"type": "content_block_stop", "index": 0}))?,
         chunks.next(&json!({
             "type": "message_delta",
-            "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+            "delta": {"stop_reason": call.stop_reason(), "stop_sequence": null},
             "usage": {"output_tokens": u.output},
         }))?,
         chunks.next(&json!({
@@ -202,7 +202,7 @@ fn generic_script(call: &Call) -> Result<Script, EncodeError> {
         .map(|text| chunks.next(&json!({"outputText": text, "index": 0})))
         .collect::<Result<Vec<_>, _>>()?;
     let tail = vec![chunks.next(&json!({
-        "outputText": "", "index": 0, "stopReason": "end_turn",
+        "outputText": "", "index": 0, "stopReason": call.stop_reason(),
         "amazon-bedrock-invocationMetrics": metrics,
     }))?];
     Ok(Script {

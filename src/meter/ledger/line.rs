@@ -126,7 +126,9 @@ impl LinePrefix<'_> {
             tokens: if cached > 0 {
                 cached
             } else {
-                prefix.bytes.div_ceil(4)
+                prefix
+                    .bytes
+                    .div_ceil(crate::meter::prefixes::BYTES_PER_TOKEN)
             },
             tokens_estimated: cached == 0,
         }

@@ -11,10 +11,10 @@ use super::groups::Group;
 use crate::money::usd;
 use crate::pricing::{Call, RateCard, Resolved, Tier, Usage};
 
+pub use crate::meter::prefixes::MIN_CACHE_TOKENS;
+
 /// A prompt cache holds a prefix this long after its last use (Bedrock's default TTL).
-pub const CACHE_TTL_MS: i64 = 5 * 60 * 1000;
-/// Bedrock caches prefixes of at least this many tokens (the lowest model minimum).
-pub const MIN_CACHE_TOKENS: u64 = 1024;
+pub const CACHE_TTL_MS: i64 = crate::meter::prefixes::CACHE_TTL_SECS as i64 * 1000;
 /// Calls at or above which the output ceiling lever applies: the share cut at their ceiling.
 pub const MAX_TOKEN_STOP_SHARE_PERCENT: u64 = 10;
 /// The share of output spend the output discipline lever counts on saving: the midpoint of the
