@@ -291,6 +291,11 @@ pub struct ServeArgs {
     /// Seconds to wait for a TCP connection to the upstream.
     #[arg(long, env = "BEDROCK_METER_CONNECT_TIMEOUT", default_value = "5", value_parser = seconds)]
     pub connect_timeout: Duration,
+    /// Speak HTTP/2 to the upstream for every operation (h2 by ALPN over TLS, h2 with prior
+    /// knowledge over http://), not only for the bidirectional streams that need it. Off by
+    /// default: HTTP/1.1 costs less CPU per call (bench/RESULTS.md).
+    #[arg(long, env = "BEDROCK_METER_UPSTREAM_HTTP2", default_value_t = false, action = clap::ArgAction::Set, value_name = "true|false")]
+    pub upstream_http2: bool,
     /// Seconds to wait for the upstream's response headers (non-streaming calls generate the
     /// whole answer first, so this must cover the slowest model call).
     #[arg(long, env = "BEDROCK_METER_UPSTREAM_TIMEOUT", default_value = "300", value_parser = seconds)]

@@ -78,6 +78,8 @@ pub struct ProxyConfig {
     pub max_apps: usize,
     pub max_models: usize,
     pub connect_timeout: Duration,
+    /// HTTP/2 upstream for every operation (bidirectional streams always use it).
+    pub upstream_http2: bool,
     pub upstream_timeout: Duration,
 }
 
@@ -120,6 +122,7 @@ impl ProxyConfig {
             max_apps: 200,
             max_models: 200,
             connect_timeout: Duration::from_secs(5),
+            upstream_http2: false,
             upstream_timeout: Duration::from_secs(300),
         }
     }
@@ -284,6 +287,7 @@ impl TryFrom<ServeArgs> for ServeConfig {
             max_apps: args.max_apps,
             max_models: args.max_models,
             connect_timeout: args.connect_timeout,
+            upstream_http2: args.upstream_http2,
             upstream_timeout: args.upstream_timeout,
         };
         Ok(ServeConfig {

@@ -1,6 +1,7 @@
 //! The InvokeModel family: `InvokeModel`, `InvokeModelWithResponseStream` and `CountTokens`
-//! (`POST /model/{modelId}/invoke`, `/invoke-with-response-stream`, `/count-tokens`), and the
-//! bidirectional stream's path, which is recognised but not metered yet. The bodies are the
+//! (`POST /model/{modelId}/invoke`, `/invoke-with-response-stream`, `/count-tokens`), and
+//! `InvokeModelWithBidirectionalStream` (`/invoke-with-bidirectional-stream`, whose events
+//! `bidirectional.rs` reads). The bodies are the
 //! model's own format; the usage is in Bedrock's `X-Amzn-Bedrock-*-Token-Count` response
 //! headers, or in the final stream chunk's `amazon-bedrock-invocationMetrics`.
 //!
@@ -21,7 +22,7 @@ use serde::Deserialize;
 
 use super::{
     Answer, Asked, BadBody, Family, Found, MetadataSlot, Missing, Operation, Route, Served,
-    Unreadable, model_path, stop_scan,
+    Unreadable, bidirectional, model_path, stop_scan,
 };
 use crate::pricing::Usage;
 use crate::pricing::billing_units::{PerUnit, Quality, Units, per_unit};
@@ -38,7 +39,7 @@ impl Family for Invoke {
             "invoke" => Operation::InvokeModel,
             "invoke-with-response-stream" => Operation::InvokeModelWithResponseStream,
             "count-tokens" => Operation::CountTokens,
-            "invoke-with-bidirectional-stream" => Operation::Other,
+            "invoke-with-bidirectional-stream" => Operation::InvokeModelWithBidirectionalStream,
             _ => return None,
         };
         Some(Route {
@@ -79,6 +80,9 @@ impl Family for Invoke {
         match op {
             Operation::InvokeModel => Answer::Headers(read_headers),
             Operation::InvokeModelWithResponseStream => Answer::EventStream(read_chunk),
+            Operation::InvokeModelWithBidirectionalStream => {
+                Answer::EventStream(bidirectional::read_event)
+            }
             _ => Answer::Unmetered,
         }
     }

@@ -10,6 +10,7 @@
 
 pub mod anthropic;
 pub mod async_invoke;
+pub mod bidirectional;
 pub mod converse;
 pub mod guardrail;
 pub mod invoke;
@@ -326,11 +327,14 @@ pub enum Operation {
     AnthropicMessages,
     /// `POST /async-invoke`: an asynchronous job (Nova Reel video), metered when accepted.
     StartAsyncInvoke,
+    /// `POST /model/{modelId}/invoke-with-bidirectional-stream`: an HTTP/2 event stream each
+    /// way (Nova Sonic speech to speech).
+    InvokeModelWithBidirectionalStream,
     Other,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 11] = [
+    pub const ALL: [Operation; 12] = [
         Operation::Converse,
         Operation::ConverseStream,
         Operation::InvokeModel,
@@ -341,6 +345,7 @@ impl Operation {
         Operation::Responses,
         Operation::AnthropicMessages,
         Operation::StartAsyncInvoke,
+        Operation::InvokeModelWithBidirectionalStream,
         Operation::Other,
     ];
 
@@ -356,6 +361,7 @@ impl Operation {
             Operation::Responses => "Responses",
             Operation::AnthropicMessages => "AnthropicMessages",
             Operation::StartAsyncInvoke => "StartAsyncInvoke",
+            Operation::InvokeModelWithBidirectionalStream => "InvokeModelWithBidirectionalStream",
             Operation::Other => "Other",
         }
     }
@@ -365,7 +371,9 @@ impl Operation {
     pub fn is_stream(self) -> bool {
         matches!(
             self,
-            Operation::ConverseStream | Operation::InvokeModelWithResponseStream
+            Operation::ConverseStream
+                | Operation::InvokeModelWithResponseStream
+                | Operation::InvokeModelWithBidirectionalStream
         )
     }
 

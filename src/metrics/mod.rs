@@ -22,7 +22,7 @@ use prometheus::{
 
 use crate::api::{Operation, StopReason};
 use crate::money::pico_to_usd;
-use crate::pricing::billing_units::{UnitCost, Units};
+use crate::pricing::billing_units::{Unit, UnitCost, Units};
 use crate::pricing::{Cost, Tier, TokenType, Usage};
 
 const OUTPUT_TOKEN_BUCKETS: [f64; 13] = [

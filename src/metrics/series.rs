@@ -10,7 +10,7 @@ pub struct Series {
     pub(super) labels: String,
     pub(super) tokens: [AtomicU64; 4],
     /// `bedrock_units_total` by `Unit`; a unit's series appears once one was counted.
-    pub(super) units: [AtomicU64; 5],
+    pub(super) units: [AtomicU64; Unit::ALL.len()],
     pub(super) units_seen: AtomicU8,
     pub(super) cost: CostCell,
     pub(super) output_tokens: TokenHistogram,
@@ -53,8 +53,8 @@ pub(super) struct CostCell {
     pub(super) unit_types: AtomicU8,
 }
 
-/// Four token types, then four unit types.
-pub(super) const COST_TYPES: usize = 8;
+/// Four token types, then the unit cost types.
+pub(super) const COST_TYPES: usize = 4 + UnitCost::TYPES.len();
 
 impl CostCell {
     pub(super) fn add(&self, cost: &Cost) {

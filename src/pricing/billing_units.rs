@@ -123,6 +123,10 @@ pub struct Units {
     pub search_units: u64,
     /// Guardrail units per policy.
     pub guardrail: PolicyUnits,
+    /// Speech tokens a speech-to-speech model (Nova Sonic) heard and spoke; its text tokens are
+    /// ordinary input and output tokens.
+    pub speech_input_tokens: u64,
+    pub speech_output_tokens: u64,
 }
 
 impl Units {
@@ -131,6 +135,8 @@ impl Units {
             && self.video_seconds == 0
             && self.search_units == 0
             && self.guardrail.is_empty()
+            && self.speech_input_tokens == 0
+            && self.speech_output_tokens == 0
     }
 
     /// `self` with what `later` reports added: counts add up, and the image quality and size
@@ -152,11 +158,17 @@ impl Units {
             video_seconds: self.video_seconds.saturating_add(later.video_seconds),
             search_units: self.search_units.saturating_add(later.search_units),
             guardrail: self.guardrail.plus(later.guardrail),
+            speech_input_tokens: self
+                .speech_input_tokens
+                .saturating_add(later.speech_input_tokens),
+            speech_output_tokens: self
+                .speech_output_tokens
+                .saturating_add(later.speech_output_tokens),
         }
     }
 
     /// The count of each unit kind (the `unit` label of `bedrock_units_total`).
-    pub fn counts(&self) -> [(Unit, u64); 5] {
+    pub fn counts(&self) -> [(Unit, u64); 7] {
         let of = |u: Unit| {
             Policy::ALL
                 .iter()
@@ -169,6 +181,8 @@ impl Units {
             (Unit::SearchUnit, self.search_units),
             (Unit::GuardrailTextUnit, of(Unit::GuardrailTextUnit)),
             (Unit::GuardrailImage, of(Unit::GuardrailImage)),
+            (Unit::SpeechInputToken, self.speech_input_tokens),
+            (Unit::SpeechOutputToken, self.speech_output_tokens),
         ]
     }
 }
@@ -214,15 +228,19 @@ pub enum Unit {
     SearchUnit,
     GuardrailTextUnit,
     GuardrailImage,
+    SpeechInputToken,
+    SpeechOutputToken,
 }
 
 impl Unit {
-    pub const ALL: [Unit; 5] = [
+    pub const ALL: [Unit; 7] = [
         Unit::Image,
         Unit::VideoSecond,
         Unit::SearchUnit,
         Unit::GuardrailTextUnit,
         Unit::GuardrailImage,
+        Unit::SpeechInputToken,
+        Unit::SpeechOutputToken,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -232,38 +250,51 @@ impl Unit {
             Unit::SearchUnit => "search_unit",
             Unit::GuardrailTextUnit => "guardrail_text_unit",
             Unit::GuardrailImage => "guardrail_image",
+            Unit::SpeechInputToken => "speech_input_token",
+            Unit::SpeechOutputToken => "speech_output_token",
         }
     }
 }
 
 /// The cost of a call's non-token units, in pico-dollars, by the `type` label
-/// `bedrock_cost_usd_total` gives each: `image`, `video`, `rerank`, `guardrail`.
+/// `bedrock_cost_usd_total` gives each: `image`, `video`, `rerank`, `guardrail`,
+/// `speech_input`, `speech_output`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct UnitCost {
     pub image: u64,
     pub video: u64,
     pub rerank: u64,
     pub guardrail: u64,
+    pub speech_input: u64,
+    pub speech_output: u64,
 }
 
 impl UnitCost {
     /// The cost `type` labels, in this order.
-    pub const TYPES: [&'static str; 4] = ["image", "video", "rerank", "guardrail"];
+    pub const TYPES: [&'static str; 6] = [
+        "image",
+        "video",
+        "rerank",
+        "guardrail",
+        "speech_input",
+        "speech_output",
+    ];
 
-    pub fn by_type(&self) -> [(&'static str, u64); 4] {
+    pub fn by_type(&self) -> [(&'static str, u64); 6] {
         [
             ("image", self.image),
             ("video", self.video),
             ("rerank", self.rerank),
             ("guardrail", self.guardrail),
+            ("speech_input", self.speech_input),
+            ("speech_output", self.speech_output),
         ]
     }
 
     pub fn total(&self) -> u64 {
-        self.image
-            .saturating_add(self.video)
-            .saturating_add(self.rerank)
-            .saturating_add(self.guardrail)
+        self.by_type()
+            .iter()
+            .fold(0u64, |sum, (_, pico)| sum.saturating_add(*pico))
     }
 }
 
@@ -284,11 +315,18 @@ pub struct UnitPrices {
     pub images: Vec<ImageBand>,
     pub video_second: Option<u64>,
     pub search_unit: Option<u64>,
+    /// Micro-dollars per 1M speech tokens heard and spoken (Nova Sonic), like token rates.
+    pub speech_input: Option<u64>,
+    pub speech_output: Option<u64>,
 }
 
 impl UnitPrices {
     pub fn is_empty(&self) -> bool {
-        self.images.is_empty() && self.video_second.is_none() && self.search_unit.is_none()
+        self.images.is_empty()
+            && self.video_second.is_none()
+            && self.search_unit.is_none()
+            && self.speech_input.is_none()
+            && self.speech_output.is_none()
     }
 
     /// The price of one image of this quality and size: the first band of that quality that
@@ -353,6 +391,32 @@ pub fn price_units(
     );
     q.cost.video = each(2, units.video_seconds, model.and_then(|m| m.video_second));
     q.cost.rerank = each(4, units.search_units, model.and_then(|m| m.search_unit));
+    // Per 1M tokens, like token rates: micro-dollars per 1M tokens are pico-dollars per token.
+    let mut per_token = |bit: u8, count: u64, rate: Option<u64>| -> u64 {
+        if count == 0 {
+            return 0;
+        }
+        match rate {
+            Some(pico) => {
+                q.priced |= bit;
+                count.saturating_mul(pico)
+            }
+            None => {
+                q.unpriced = true;
+                0
+            }
+        }
+    };
+    q.cost.speech_input = per_token(
+        16,
+        units.speech_input_tokens,
+        model.and_then(|m| m.speech_input),
+    );
+    q.cost.speech_output = per_token(
+        32,
+        units.speech_output_tokens,
+        model.and_then(|m| m.speech_output),
+    );
     for p in Policy::ALL {
         let n = units.guardrail.get(p);
         if n == 0 {

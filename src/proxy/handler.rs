@@ -25,6 +25,7 @@ use crate::money::usd_trimmed;
 use crate::pricing::RateCard;
 use crate::pricing::Usage;
 use crate::proxy::budget::{ByteBudget, Held, HeldBody};
+use crate::proxy::duplex::{self, DuplexClient};
 use crate::proxy::errors::ProxyError;
 use crate::proxy::forward;
 use crate::proxy::forward::upstream::{Upstream, UpstreamClient};
@@ -56,6 +57,8 @@ pub struct State {
     /// Keys mode when set: only requests proven with a virtual key are forwarded.
     pub keys: Option<Arc<KeyStore>>,
     pub client: UpstreamClient,
+    /// The HTTP/2 client of bidirectional streams.
+    pub duplex: DuplexClient,
     pub upstream: Upstream,
     /// Region used when the client's signature names none.
     pub region: Option<String>,
@@ -148,6 +151,9 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
     };
     let family = route.family;
     pending.set_model(route.model_id);
+    if op == Operation::InvokeModelWithBidirectionalStream {
+        return duplex::forward(state, family, pending, parts, body, verdict, permit).await;
+    }
 
     // The proxy's own time: everything but the waits for the client's body and the upstream.
     let mut overhead = start.elapsed();
@@ -425,7 +431,7 @@ async fn json_whole(
 
 /// The response body as the client gets it: holding the in-flight permit, drained briefly if
 /// the client leaves early.
-fn guard<B>(state: &State, body: B, permit: Option<OwnedSemaphorePermit>) -> ProxyBody
+pub(super) fn guard<B>(state: &State, body: B, permit: Option<OwnedSemaphorePermit>) -> ProxyBody
 where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
@@ -476,7 +482,7 @@ where
     }
 }
 
-fn refuse(state: &State, failure: AuthFailure, pending: Pending) -> Response<ProxyBody> {
+pub(super) fn refuse(state: &State, failure: AuthFailure, pending: Pending) -> Response<ProxyBody> {
     state.meter.metrics.auth_failure(failure.reason());
     ProxyError::Auth(failure).respond(pending)
 }
@@ -547,6 +553,19 @@ async fn prepare(
     metadata: Option<HeaderValue>,
     pending: &mut Pending,
 ) -> Result<Request<http_body_util::Full<Bytes>>, ProxyError> {
+    let (uri, region, credentials) = destination(state, parts, key_region, pending).await?;
+    upstream_request(parts, uri, body, payload, &credentials, &region, metadata)
+        .map_err(|e| ProxyError::Signing(e.to_string()))
+}
+
+/// Where the request goes (its Region: the client's SigV4 scope, else the key's, else
+/// `--region`) and the credentials to sign it with there.
+pub(super) async fn destination(
+    state: &State,
+    parts: &Parts,
+    key_region: Option<&str>,
+    pending: &mut Pending,
+) -> Result<(http::Uri, String, Arc<Credentials>), ProxyError> {
     let region = sigv4::region_of(&parts.headers)
         .or(key_region)
         .or(state.region.as_deref())
@@ -565,8 +584,7 @@ async fn prepare(
             .await
             .map_err(|e| ProxyError::Signing(e.to_string()))?,
     };
-    upstream_request(parts, uri, body, payload, &credentials, region, metadata)
-        .map_err(|e| ProxyError::Signing(e.to_string()))
+    Ok((uri, region.to_owned(), credentials))
 }
 
 /// The app's own session credentials (`--assume-role`); `None` signs with the meter's own,

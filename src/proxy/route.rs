@@ -36,7 +36,10 @@ mod tests {
                 Operation::InvokeModelWithResponseStream,
             ),
             ("count-tokens", Operation::CountTokens),
-            ("invoke-with-bidirectional-stream", Operation::Other),
+            (
+                "invoke-with-bidirectional-stream",
+                Operation::InvokeModelWithBidirectionalStream,
+            ),
         ];
         for (action, op) in cases {
             let r = post(&format!("/model/amazon.nova-micro-v1%3A0/{action}")).unwrap();

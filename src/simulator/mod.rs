@@ -3,6 +3,7 @@
 //! and keeps the ground truth (what it reported) for tests to compare the meter against.
 //!
 //! Operations: Converse and ConverseStream, InvokeModel and InvokeModelWithResponseStream,
+//! InvokeModelWithBidirectionalStream (a Nova Sonic session, `sonic.rs`),
 //! CountTokens, ApplyGuardrail, and the APIs that name their model in the JSON body: Chat
 //! Completions (`/openai/v1/chat/completions`) and Responses (`/openai/v1/responses`) of the
 //! OpenAI-compatible API, and the Anthropic Messages API (`/anthropic/v1/messages`), each whole
@@ -30,6 +31,7 @@ mod invoke;
 mod messages;
 mod openai;
 mod router;
+mod sonic;
 mod sse;
 mod stats;
 mod sts;
@@ -188,6 +190,17 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<SimBody
     }
     let route = route(&parts.method, parts.uri.path());
     let operation = route.as_ref().map_or("Unknown", |r| r.operation.as_str());
+    if let Some(r) = &route
+        && r.operation == Operation::InvokeModelWithBidirectionalStream
+    {
+        shared.recorder.request(operation, seen(&parts, 0));
+        let model = r.model_id.clone().unwrap_or_default();
+        let mut response = sonic::session(&shared, &parts, body, model);
+        if let Ok(id) = HeaderValue::from_str(&request_id(seq)) {
+            response.headers_mut().insert(REQUEST_ID, id);
+        }
+        return response;
+    }
     let body = Limited::new(body, MAX_BODY)
         .collect()
         .await
@@ -328,7 +341,9 @@ async fn respond(
             Ok(answer) => Ok(units::json(answer)),
             Err(reason) => return faults::validation(&reason),
         },
-        Operation::Other => Ok(converse::json_response(&json!({}))),
+        Operation::InvokeModelWithBidirectionalStream | Operation::Other => {
+            Ok(converse::json_response(&json!({})))
+        }
     };
     answer.unwrap_or_else(|e| {
         bedrock_error(

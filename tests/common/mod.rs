@@ -2,6 +2,8 @@
 //! `aws-sdk-bedrockruntime` client pointed at the proxy, and a `/metrics` scraper.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod pki;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -87,6 +89,8 @@ pub async fn start_proxy(upstream: &str, tweak: impl FnOnce(&mut ProxyConfig)) -
     );
     config.listen = loopback();
     config.admin_listen = loopback();
+    // The whole suite can run over an HTTP/2 upstream (`.ci/run` runs part of it so).
+    config.upstream_http2 = std::env::var_os("BEDROCK_METER_TEST_UPSTREAM_HTTP2").is_some();
     tweak(&mut config);
     server::start(config).await.unwrap()
 }
@@ -280,7 +284,8 @@ impl Scripted {
                             }
                         },
                     );
-                    let _ = hyper::server::conn::http1::Builder::new()
+                    // HTTP/1.1 and h2c alike, so the suite also runs over an HTTP/2 upstream.
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(hyper_util::rt::TokioIo::new(conn), service)
                         .await;
                 });

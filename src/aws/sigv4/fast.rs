@@ -203,7 +203,7 @@ pub(super) fn sign(
     creq.update(b"\n");
     creq.update(&names);
     creq.update(b"\n");
-    creq.update(payload.0);
+    creq.update(payload.as_str().as_bytes());
     let creq_hash = hex(&creq.finalize());
 
     let mut string_to_sign = Vec::with_capacity(160);

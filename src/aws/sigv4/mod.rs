@@ -180,17 +180,43 @@ pub fn sign_hashed(
     sign_with_aws_sigv4(parts, payload, credentials, region, time)
 }
 
-/// The hex SHA-256 of a request body, as SigV4 signs it.
-pub struct PayloadHash([u8; 64]);
+/// The payload hash a request is signed with: the hex SHA-256 of its body, or for a body that
+/// streams (an event stream each way) a name standing for it.
+pub struct PayloadHash {
+    bytes: [u8; 64],
+    len: u8,
+}
+
+/// The payload hash of a body the signature does not cover (the SDKs' choice for a request
+/// event stream, whose frames carry signatures of their own).
+pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+/// The payload hash some clients name for a request event stream with signed frames.
+pub const STREAMING_EVENTS: &str = "STREAMING-AWS4-HMAC-SHA256-EVENTS";
 
 impl PayloadHash {
     pub fn of(body: &[u8]) -> Self {
         use sha2::{Digest, Sha256};
-        PayloadHash(fast::hex(&Sha256::digest(body)))
+        PayloadHash {
+            bytes: fast::hex(&Sha256::digest(body)),
+            len: 64,
+        }
+    }
+
+    /// One of the names that stand for a streamed body ([`UNSIGNED_PAYLOAD`],
+    /// [`STREAMING_EVENTS`]); `None` for anything longer than a hash.
+    pub fn named(name: &str) -> Option<Self> {
+        let mut bytes = [0u8; 64];
+        bytes
+            .get_mut(..name.len())?
+            .copy_from_slice(name.as_bytes());
+        Some(PayloadHash {
+            bytes,
+            len: u8::try_from(name.len()).ok()?,
+        })
     }
 
     pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).unwrap_or_default()
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
     }
 }
 
@@ -257,6 +283,7 @@ fn sign_with_aws_sigv4(
     Ok(())
 }
 
+pub mod event;
 mod fast;
 mod verify;
 

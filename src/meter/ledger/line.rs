@@ -187,6 +187,20 @@ pub struct LineCostByType<'a> {
         skip_serializing_if = "Option::is_none"
     )]
     pub guardrail: Option<Cow<'a, str>>,
+    #[serde(
+        default,
+        borrow,
+        deserialize_with = "borrowed_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub speech_input: Option<Cow<'a, str>>,
+    #[serde(
+        default,
+        borrow,
+        deserialize_with = "borrowed_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub speech_output: Option<Cow<'a, str>>,
 }
 
 /// What a call used besides tokens (written only for such calls; `report` does not read it).
@@ -205,6 +219,11 @@ pub struct LineUnits {
     /// Units by guardrail policy, named as in the rate card's `[guardrails]`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub guardrail: BTreeMap<&'static str, u64>,
+    /// Speech tokens heard and spoken (Nova Sonic); its text tokens are in `tokens`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub speech_input_token: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub speech_output_token: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -228,6 +247,8 @@ impl LineUnits {
                 .filter(|p| u.guardrail.get(**p) > 0)
                 .map(|p| (p.key(), u.guardrail.get(*p)))
                 .collect(),
+            speech_input_token: u.speech_input_tokens,
+            speech_output_token: u.speech_output_tokens,
         })
     }
 }
@@ -273,6 +294,8 @@ impl<'a> From<&'a Record> for Line<'a> {
                     video: some(u.video),
                     rerank: some(u.rerank),
                     guardrail: some(u.guardrail),
+                    speech_input: some(u.speech_input),
+                    speech_output: some(u.speech_output),
                 }
             }),
             cache_savings_usd: r.cache_savings.and_then(usd),

@@ -107,6 +107,8 @@ fn video_rerank_and_guardrails() {
             (Unit::SearchUnit, 5),
             (Unit::GuardrailTextUnit, 8),
             (Unit::GuardrailImage, 0),
+            (Unit::SpeechInputToken, 0),
+            (Unit::SpeechOutputToken, 0),
         ]
     );
     // A policy the card has no rate for is unpriced.
@@ -140,4 +142,40 @@ fn later_units_add_and_name_the_size() {
         (2, Quality::Premium, 4096)
     );
     assert!(Units::default().is_empty() && !both.is_empty());
+}
+
+/// Speech tokens are priced per 1M like token rates: micro-dollars per 1M tokens are
+/// pico-dollars per token. A speech price the card lacks leaves the call unpriced, never $0.
+#[test]
+fn speech_tokens_per_million() {
+    let units = Units {
+        speech_input_tokens: 1_200,
+        speech_output_tokens: 800,
+        ..Units::default()
+    };
+    let sonic = UnitPrices {
+        speech_input: Some(3_000_000),
+        speech_output: Some(12_000_000),
+        ..UnitPrices::default()
+    };
+    let q = price_units(&units, Some(&sonic), &GuardrailRates::default());
+    assert_eq!(q.cost.speech_input, 1_200 * 3_000_000);
+    assert_eq!(q.cost.speech_output, 800 * 12_000_000);
+    assert_eq!(q.cost.total(), 1_200 * 3_000_000 + 800 * 12_000_000);
+    assert_eq!(q.priced, 16 | 32);
+    assert!(!q.unpriced);
+    let half = UnitPrices {
+        speech_input: Some(3_000_000),
+        ..UnitPrices::default()
+    };
+    let q = price_units(&units, Some(&half), &GuardrailRates::default());
+    assert!(q.unpriced);
+    assert_eq!(q.cost.speech_output, 0);
+    assert_eq!(
+        units.counts()[5..],
+        [
+            (Unit::SpeechInputToken, 1_200),
+            (Unit::SpeechOutputToken, 800)
+        ]
+    );
 }

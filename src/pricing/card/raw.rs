@@ -53,6 +53,9 @@ pub(super) struct RawModel {
     pub per_image: Option<Spanned<Vec<Spanned<RawImageBand>>>>,
     pub per_video_second: Option<Spanned<f64>>,
     pub per_search_unit: Option<Spanned<f64>>,
+    /// USD per 1M speech tokens heard and spoken (Nova Sonic), like `input` and `output`.
+    pub speech_input: Option<Spanned<f64>>,
+    pub speech_output: Option<Spanned<f64>>,
 }
 
 /// One `per_image` band: USD per image of this quality up to `max_pixels` (none: any size).

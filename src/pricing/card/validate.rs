@@ -385,6 +385,8 @@ impl Checker<'_> {
                 .per_search_unit
                 .as_ref()
                 .map(|v| self.unit_price(&format!("{id}: per_search_unit"), v)),
+            speech_input: self.opt_rate(&format!("{id}: speech_input"), m.speech_input.as_ref()),
+            speech_output: self.opt_rate(&format!("{id}: speech_output"), m.speech_output.as_ref()),
         }
     }
 

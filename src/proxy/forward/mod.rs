@@ -51,6 +51,29 @@ pub fn upstream_request(
     region: &str,
     metadata: Option<HeaderValue>,
 ) -> Result<Request<Full<Bytes>>, SigV4Error> {
+    let parts = upstream_head(
+        client,
+        uri,
+        Some(body.len()),
+        payload,
+        credentials,
+        region,
+        metadata,
+    )?;
+    Ok(Request::from_parts(parts, Full::new(body)))
+}
+
+/// The signed upstream request head: the client's headers without hop-by-hop, auth and the
+/// meter's own, the body's length when it is known (`None`: a stream), signed over `payload`.
+pub fn upstream_head(
+    client: &Parts,
+    uri: Uri,
+    length: Option<usize>,
+    payload: &PayloadHash,
+    credentials: &Credentials,
+    region: &str,
+    metadata: Option<HeaderValue>,
+) -> Result<Parts, SigV4Error> {
     let mut headers = client.headers.clone();
     strip_hop_by_hop(&mut headers);
     for name in [header::HOST, header::EXPECT, header::CONTENT_LENGTH] {
@@ -59,7 +82,9 @@ pub fn upstream_request(
     headers.remove(APP_HEADER);
     // Bedrock API keys (bearer tokens) are the client's, never forwarded.
     headers.remove(header::AUTHORIZATION);
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    if let Some(length) = length {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    }
     if let Some(value) = metadata {
         headers.insert(metadata::HEADER, value);
     }
@@ -69,7 +94,7 @@ pub fn upstream_request(
     parts.uri = uri;
     parts.headers = headers;
     sigv4::sign_hashed(&mut parts, payload, credentials, region, SystemTime::now())?;
-    Ok(Request::from_parts(parts, Full::new(body)))
+    Ok(parts)
 }
 
 #[cfg(test)]

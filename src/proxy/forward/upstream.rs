@@ -75,31 +75,73 @@ impl Upstream {
     }
 }
 
-/// The pooled client. HTTP/1.1 upstream: Bedrock's streaming responses are long-lived and
-/// per-connection flow control is simpler to reason about; pooling keeps handshakes rare.
-pub fn client(connect_timeout: Duration) -> Result<UpstreamClient, rustls::Error> {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(connect_timeout));
-    // An explicit provider: other crates in the tree enable rustls' aws-lc-rs backend too, and
-    // with two backends rustls cannot pick a process default on its own.
-    let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let tls = rustls::ClientConfig::builder_with_provider(
-        rustls::crypto::ring::default_provider().into(),
-    )
-    .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+/// The pooled client of every operation but the bidirectional stream. HTTP/1.1 by default: it
+/// costs less CPU per call than HTTP/2 (bench/RESULTS.md), and pooling keeps handshakes rare;
+/// `http2` (`--upstream-http2`) makes it the HTTP/2 client [`duplex_client`] is.
+pub fn client(connect_timeout: Duration, http2: bool) -> Result<UpstreamClient, rustls::Error> {
+    if http2 {
+        return duplex_client(connect_timeout);
+    }
     let https = HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
+        .with_tls_config(tls_config()?)
         .https_or_http()
         .enable_http1()
-        .wrap_connector(http);
+        .wrap_connector(connector(connect_timeout));
     Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(256)
         .build(https))
+}
+
+/// The HTTP/2 client, for the operations that need it (a bidirectional event stream): h2 by
+/// ALPN over TLS, h2 with prior knowledge over plain HTTP (a local simulator). One connection
+/// per upstream carries every stream.
+pub fn duplex_client<B>(
+    connect_timeout: Duration,
+) -> Result<Client<HttpsConnector<HttpConnector>, B>, rustls::Error>
+where
+    B: hyper::body::Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let https = HttpsConnectorBuilder::new()
+        .with_tls_config(tls_config()?)
+        .https_or_http()
+        .enable_http2()
+        .wrap_connector(connector(connect_timeout));
+    Ok(Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        // A silent speech session must not look dead to the connection: pings keep it open
+        // through idle periods and find a dead peer.
+        .http2_keep_alive_interval(Duration::from_secs(20))
+        .http2_keep_alive_while_idle(true)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .pool_timer(hyper_util::rt::TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build(https))
+}
+
+fn connector(connect_timeout: Duration) -> HttpConnector {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    http
+}
+
+/// Web PKI roots through rustls with an explicit provider: other crates in the tree enable
+/// rustls' aws-lc-rs backend too, and with two backends rustls cannot pick a process default
+/// on its own.
+fn tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
+    let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    Ok(
+        rustls::ClientConfig::builder_with_provider(
+            rustls::crypto::ring::default_provider().into(),
+        )
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    )
 }
 
 #[cfg(test)]

@@ -56,7 +56,7 @@ fn excerpt_against_the_shipped_card() {
     assert!(!r.not_in_source.iter().any(|l| l.contains("nova-micro")));
     let text = r.to_string();
     assert!(
-            text.starts_with("LiteLLM import: 14 Bedrock prices read; 1 model added, 6 rates changed, 60 models not in the source, 0 to review\nadded (appended to the card):\n  + amazon.nova-2-pro"),
+            text.starts_with("LiteLLM import: 14 Bedrock prices read; 1 model added, 6 rates changed, 62 models not in the source, 0 to review\nadded (appended to the card):\n  + amazon.nova-2-pro"),
             "{text}"
         );
 
