@@ -8,7 +8,7 @@
 # Knobs (environment): WORKERS (tokio worker threads = nginx worker processes, default 1),
 # PROXY_CPUS (cores for bedrock-meter and nginx, default 1), DRIVER_CPUS (cores for the
 # simulator and the load generator, default 0), RATE, SECS, ROUNDS, CONNS, ONLY (comma list of
-# fixed,saturation,features,limits,stream,memory,scrape), SOAK_REQUESTS, SOAK_SECS, BASE_PORT, NO_RESULTS=1
+# fixed,saturation,features,limits,upstream,stream,memory,scrape), SOAK_REQUESTS, SOAK_SECS, BASE_PORT, NO_RESULTS=1
 # (print only, leave RESULTS.md alone), METER_BIN (another bedrock-meter build to measure; the
 # simulator always comes from this tree's build).
 set -euo pipefail
@@ -89,7 +89,9 @@ lim=$((BASE_PORT + 8)) lim_admin=$((BASE_PORT + 9)) rlim=$((BASE_PORT + 10)) rli
 redis=$((BASE_PORT + 12))
 # The `features` scenario's meter without request facts (`--request-facts false`).
 nofacts=$((BASE_PORT + 13)) nofacts_admin=$((BASE_PORT + 14))
-for p in $sim $meter $admin $ngx $plain $plain_admin $tls $tls_admin $lim $lim_admin $rlim $rlim_admin $redis $nofacts $nofacts_admin; do
+# The `upstream` scenario's meter speaking HTTP/2 to the simulator (`--upstream-http2 true`).
+h2up=$((BASE_PORT + 15)) h2up_admin=$((BASE_PORT + 16))
+for p in $sim $meter $admin $ngx $plain $plain_admin $tls $tls_admin $lim $lim_admin $rlim $rlim_admin $redis $nofacts $nofacts_admin $h2up $h2up_admin; do
     port_free "$p" || {
         echo "port $p is taken; set BASE_PORT" >&2
         exit 1
@@ -133,6 +135,12 @@ AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench TOKIO_WORKER_THREADS=$WORKER
     --region us-east-1 --request-facts false >"$tmp/meter-nofacts.log" 2>&1 &
 nofacts_pid=$!
 pids+=("$nofacts_pid")
+AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench TOKIO_WORKER_THREADS=$WORKERS \
+    taskset -c "$PROXY_CPUS" "$bin" serve --listen "127.0.0.1:$h2up" \
+    --admin-listen "127.0.0.1:$h2up_admin" --upstream "http://127.0.0.1:$sim" \
+    --region us-east-1 --upstream-http2 true >"$tmp/meter-h2up.log" 2>&1 &
+h2up_pid=$!
+pids+=("$h2up_pid")
 
 # Limits that apply to every call and are never reached: four counters per call.
 cat >"$tmp/limits.toml" <<EOF
@@ -214,6 +222,7 @@ wait_port "$admin"
 wait_port "$plain"
 wait_port "$tls"
 wait_port "$nofacts"
+wait_port "$h2up"
 wait_port "$redis"
 wait_port "$lim"
 wait_port "$rlim"
@@ -229,6 +238,7 @@ if [ "$mode" = run ]; then
         --meter-plain "127.0.0.1:$plain" --meter-plain-pid "$plain_pid" \
         --meter-tls "127.0.0.1:$tls" --meter-tls-pid "$tls_pid" --tls-ca "$tmp/ca.crt" \
         --meter-nofacts "127.0.0.1:$nofacts" --meter-nofacts-pid "$nofacts_pid" \
+        --meter-h2up "127.0.0.1:$h2up" --meter-h2up-pid "$h2up_pid" \
         --meter-limits "127.0.0.1:$lim" --meter-limits-pid "$lim_pid" \
         --meter-redis "127.0.0.1:$rlim" --meter-redis-pid "$rlim_pid" \
         --out "$tmp/section.md"

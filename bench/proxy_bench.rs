@@ -757,6 +757,41 @@ impl Run {
         Ok(())
     }
 
+    /// HTTP/1.1 or HTTP/2 to the upstream for the operations that do not need HTTP/2: the
+    /// default meter (HTTP/1.1, pooled connections) next to the same build with
+    /// `--upstream-http2 true` (one h2c connection to the simulator, every call a stream on
+    /// it), in the same fixed-rate and saturation runs.
+    async fn upstream_http2(
+        &mut self,
+        args: &Args,
+        rate: f64,
+        secs: f64,
+        rounds: usize,
+        conns: usize,
+    ) -> Res<()> {
+        let main = &self.hops;
+        let hops = vec![
+            hop("direct", &main[0].addr, vec![]),
+            hop("meter, HTTP/1.1 upstream", &main[1].addr, main[1].pids.clone()),
+            hop(
+                "meter, HTTP/2 upstream",
+                args.str("meter-h2up")?,
+                args.pids("meter-h2up-pid")?,
+            ),
+            hop("nginx", &main[2].addr, main[2].pids.clone()),
+        ];
+        self.line("\n### HTTP/1.1 or HTTP/2 to the upstream, on a Converse call\n\nThe same meter build twice on the same pinned core: the default (HTTP/1.1 to the upstream, a pool of keep-alive connections) and `--upstream-http2 true` (HTTP/2 with prior knowledge to the simulator: one connection, each call a stream on it). Bidirectional streams always go over HTTP/2; this is the choice for every other operation.");
+        let (fixed, sat) = self.compare(hops, rate, secs, rounds, conns).await?;
+        let row = |i, base| difference(&fixed, &sat, i, base);
+        self.line(&format!(
+            "\n**HTTP/2 upstream** (vs HTTP/1.1): {}.\n\n**vs nginx** (CPU per request at saturation): HTTP/1.1 upstream {}, HTTP/2 upstream {}.",
+            row(2, 1),
+            ratio(sat[1].1, sat[3].1),
+            ratio(sat[2].1, sat[3].1),
+        ));
+        Ok(())
+    }
+
     /// `requestMetadata` spliced into a 25 MB Converse body (no member yet), against copying
     /// the body once: the splice is a substring search plus that copy.
     fn splice_25mb(&mut self) {
@@ -1301,6 +1336,9 @@ async fn run(args: &Args) -> Res<()> {
     }
     if want("limits") {
         run.limits(args, rate, secs, rounds, conns).await?;
+    }
+    if want("upstream") {
+        run.upstream_http2(args, rate, secs, rounds, conns).await?;
     }
     if want("stream") {
         run.streams(2000, rounds).await?;
