@@ -772,7 +772,11 @@ impl Run {
         let main = &self.hops;
         let hops = vec![
             hop("direct", &main[0].addr, vec![]),
-            hop("meter, HTTP/1.1 upstream", &main[1].addr, main[1].pids.clone()),
+            hop(
+                "meter, HTTP/1.1 upstream",
+                &main[1].addr,
+                main[1].pids.clone(),
+            ),
             hop(
                 "meter, HTTP/2 upstream",
                 args.str("meter-h2up")?,

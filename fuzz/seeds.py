@@ -157,6 +157,38 @@ def eventstream_seeds():
     )
 
 
+def sonic_usage(speech_in, text_in, speech_out, text_out, index):
+    total = {
+        "input": {"speechTokens": speech_in, "textTokens": text_in},
+        "output": {"speechTokens": speech_out, "textTokens": text_out},
+    }
+    return chunk({"event": {"usageEvent": {"details": {"delta": total, "total": total}}}}, index)
+
+
+def bidirectional_seeds():
+    """The response side of a Nova Sonic session (eventstream_tap, bit 7), and the request
+    side (duplex_frames): a client's events as unsigned frames."""
+    answer = [
+        sonic_usage(4, 20, 0, 0, 0),
+        chunk({"event": {"audioOutput": {"content": "AAAA"}}}, 1),
+        chunk({"event": {"textOutput": {"content": "the \"usageEvent\" word"}}}, 2),
+        sonic_usage(8, 20, 3, 4, 3),
+    ]
+    stream_seed("sonic-usage", 0x80, answer)
+    stream_seed("sonic-timeout", 0x80, answer[:2] + [exception("modelTimeoutException", "late")])
+    events = [
+        {"sessionStart": {}},
+        {"textInput": {"content": "hello"}},
+        {"audioInput": {"content": "AAAAAAAA"}},
+        {"sessionEnd": {}},
+    ]
+    frames = b"".join(chunk({"event": e}, i) for i, e in enumerate(events))
+    seed = struct.pack("<Q", 0x0123456789ABCDEF)
+    write("duplex_frames", "unsigned-events", bytes([2]) + seed + frames)
+    write("duplex_frames", "unsigned-truncated", bytes([4]) + seed + frames[:-5])
+    write("duplex_frames", "keys-mode-unsigned", bytes([3]) + seed + frames)
+
+
 # --- usage parsers ------------------------------------------------------------------------
 
 def usage_seeds():
@@ -310,6 +342,7 @@ def sigv4_seeds():
 
 if __name__ == "__main__":
     eventstream_seeds()
+    bidirectional_seeds()
     usage_seeds()
     route_seeds()
     rate_card_seeds()

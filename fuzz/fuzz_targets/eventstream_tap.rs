@@ -1,11 +1,12 @@
-//! The event-stream tap (ConverseStream, InvokeModelWithResponseStream): whatever the bytes and
-//! however the network splits them, no panic, and the same bytes give the same outcome.
+//! The event-stream tap (ConverseStream, InvokeModelWithResponseStream, the response side of
+//! InvokeModelWithBidirectionalStream): whatever the bytes and however the network splits them,
+//! no panic, and the same bytes give the same outcome.
 //!
-//! Input: byte 0 picks the stream kind (bit 0), bytes 1..9 seed the split points, the rest is
-//! the response body.
+//! Input: byte 0 picks the stream kind (bit 7: bidirectional; else bit 0) and the largest split
+//! step (bits 1..7), bytes 1..9 seed the split points, the rest is the response body.
 #![no_main]
 
-use bedrock_meter::api::{EventReader, converse, invoke};
+use bedrock_meter::api::{EventReader, bidirectional, converse, invoke};
 use bedrock_meter::proxy::tap::eventstream::{StreamEnd, StreamTap};
 use bedrock_meter::api::Served;
 use bytes::Bytes;
@@ -16,6 +17,7 @@ use libfuzzer_sys::fuzz_target;
 enum StreamKind {
     ConverseStream,
     InvokeModelWithResponseStream,
+    InvokeModelWithBidirectionalStream,
 }
 
 impl StreamKind {
@@ -23,6 +25,7 @@ impl StreamKind {
         match self {
             StreamKind::ConverseStream => converse::read_event,
             StreamKind::InvokeModelWithResponseStream => invoke::read_chunk,
+            StreamKind::InvokeModelWithBidirectionalStream => bidirectional::read_event,
         }
     }
 }
@@ -70,7 +73,9 @@ fuzz_target!(|data: &[u8]| {
     let Some((&flags, rest)) = data.split_first() else {
         return;
     };
-    let kind = if flags & 1 == 0 {
+    let kind = if flags & 0x80 != 0 {
+        StreamKind::InvokeModelWithBidirectionalStream
+    } else if flags & 1 == 0 {
         StreamKind::ConverseStream
     } else {
         StreamKind::InvokeModelWithResponseStream
@@ -93,7 +98,7 @@ fuzz_target!(|data: &[u8]| {
     let mut rng = Rng(u64::from_le_bytes(seed_bytes) | 1);
     let mut cuts = Vec::new();
     let mut at = 0usize;
-    let max_step = 1 + (flags >> 1) as usize * 8;
+    let max_step = 1 + ((flags >> 1) & 0x3f) as usize * 8;
     while at < body.len() {
         at += 1 + (rng.next() % max_step as u64) as usize;
         cuts.push(at.min(body.len()));

@@ -8,22 +8,12 @@
 //! speech tokens are units of their own (`speech_input_token`, `speech_output_token`), priced
 //! at the card's speech rates.
 
-use std::borrow::Cow;
-
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT;
 use memchr::memmem;
 use serde::Deserialize;
 
 use super::{Found, Unreadable};
 use crate::pricing::Usage;
 use crate::pricing::billing_units::Units;
-
-#[derive(Deserialize)]
-struct Chunk<'a> {
-    #[serde(borrow)]
-    bytes: Cow<'a, str>,
-}
 
 #[derive(Deserialize)]
 struct Envelope {
@@ -74,11 +64,7 @@ pub fn read_event(
     if event_type != "chunk" {
         return Ok(None);
     }
-    let chunk: Chunk<'_> = serde_json::from_slice(payload).map_err(|_| Unreadable)?;
-    scratch.clear();
-    STANDARD_PAD_INDIFFERENT
-        .decode_vec(chunk.bytes.as_bytes(), scratch)
-        .map_err(|_| Unreadable)?;
+    super::invoke::decode_chunk(payload, scratch)?;
     if memmem::find(scratch, b"\"usageEvent\"").is_none() {
         return Ok(None);
     }
@@ -105,6 +91,7 @@ pub fn read_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
     use base64::engine::general_purpose::STANDARD;
 
     fn chunk(event: &str) -> Vec<u8> {

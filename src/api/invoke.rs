@@ -262,6 +262,17 @@ pub fn read_chunk(
     }))
 }
 
+/// Decodes a `chunk` event's payload, `{"bytes": "<base64>"}`, into `scratch`: the JSON the
+/// model (or, for a bidirectional stream, the session) sent.
+pub(super) fn decode_chunk(payload: &[u8], scratch: &mut Vec<u8>) -> Result<(), Unreadable> {
+    let chunk: ChunkPayload<'_> = serde_json::from_slice(payload).map_err(|_| Unreadable)?;
+    scratch.clear();
+    BASE64
+        .decode_vec(chunk.bytes.as_bytes(), scratch)
+        .map_err(|_| Unreadable)?;
+    Ok(())
+}
+
 #[derive(Deserialize)]
 struct ChunkPayload<'a> {
     #[serde(borrow)]
@@ -289,11 +300,7 @@ struct InvocationMetrics {
 /// bytes mention the metrics key are parsed as JSON; the key may also turn up in generated text,
 /// so a chunk that mentions it without carrying it is not an error.
 fn final_chunk(payload: &[u8], scratch: &mut Vec<u8>) -> Result<Option<Usage>, Unreadable> {
-    let chunk: ChunkPayload<'_> = serde_json::from_slice(payload).map_err(|_| Unreadable)?;
-    scratch.clear();
-    BASE64
-        .decode_vec(chunk.bytes.as_bytes(), scratch)
-        .map_err(|_| Unreadable)?;
+    decode_chunk(payload, scratch)?;
     if !mentions_metrics(scratch) {
         return Ok(None);
     }

@@ -273,11 +273,19 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
     // From here on the call is Bedrock's to bill: it runs to completion and is metered even if
     // the client leaves meanwhile, so the exchange is a task of its own rather than part of
     // this future, which hyper drops when the client goes.
-    match tokio::spawn(exchange(
+    spawned(exchange(
         state, pending, family, asked, request, held, permit,
     ))
     .await
-    {
+}
+
+/// Runs an exchange as a task of its own: a call Bedrock bills runs to completion and is
+/// metered even if the client leaves meanwhile (hyper drops the handler's future then). A
+/// panicked exchange is answered 500 (its `Pending` recorded itself on the way down).
+pub(super) async fn spawned(
+    exchange: impl Future<Output = Response<ProxyBody>> + Send + 'static,
+) -> Response<ProxyBody> {
+    match tokio::spawn(exchange).await {
         Ok(response) => response,
         Err(e) => {
             tracing::warn!("exchange task failed: {e}");

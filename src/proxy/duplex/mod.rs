@@ -17,8 +17,7 @@ pub mod resign;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use http::{Request, Response, StatusCode, header, request::Parts};
-use http_body_util::BodyExt;
+use http::{Request, Response, header, request::Parts};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -27,14 +26,14 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use self::resign::{FrameError, FrameWatch, Resigned};
 use crate::api::{Answer, Asked, Family};
-use crate::aws::error::{aws_error, error_chain};
+use crate::aws::error::error_chain;
 use crate::aws::sigv4::event::FrameChain;
 use crate::aws::sigv4::{self, PayloadHash, STREAMING_EVENTS, UNSIGNED_PAYLOAD};
 use crate::meter::{Meter, Pending, Source};
 use crate::proxy::errors::ProxyError;
 use crate::proxy::forward::{strip_hop_by_hop, upstream_head};
 use crate::proxy::guard::{Idle, ProxyBody};
-use crate::proxy::handler::{State, destination, guard, refuse};
+use crate::proxy::handler::{State, destination, guard, refuse, spawned};
 use crate::proxy::identify::{AuthFailure, UNAUTHENTICATED, Verdict};
 use crate::proxy::limits::Worst;
 use crate::proxy::tap::TapBody;
@@ -131,18 +130,7 @@ pub async fn forward(
     pending.add_overhead(started.elapsed());
 
     let answer = family.answer(pending.operation(), &Asked::default());
-    match tokio::spawn(exchange(state, pending, request, answer, permit)).await {
-        Ok(response) => response,
-        Err(e) => {
-            tracing::warn!("duplex exchange task failed: {e}");
-            aws_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalServerException",
-                "bedrock-meter failed while handling the request",
-            )
-            .map(|b| b.map_err(|never| match never {}).boxed_unsync())
-        }
-    }
+    spawned(exchange(state, pending, request, answer, permit)).await
 }
 
 async fn exchange(

@@ -3,9 +3,9 @@
 //!
 //! A client frame is either signed (headers `:date` and `:chunk-signature` around the encoded
 //! message, as the SDKs send it) or the message itself. Either way its message goes upstream
-//! in a frame the meter signs, chained from the meter's own request signature. A signed frame
-//! from a client proven by its SigV4 signature (keys mode) is checked in the client's chain
-//! first; one that does not check ends the stream. Memory: at most one incomplete frame,
+//! in a frame the meter signs, chained from the meter's own request signature. A client proven
+//! by its SigV4 signature (keys mode) must sign every frame, and each is checked in the client's
+//! chain first; one that is unsigned or does not check ends the stream. Memory: at most one incomplete frame,
 //! bounded by [`MAX_FRAME`].
 
 use std::pin::Pin;
@@ -112,6 +112,9 @@ impl<B, W: FrameWatch> Resigned<B, W> {
                 }
                 message.payload().clone()
             }
+            // A client that signed the head signs its frames (every SDK does): one that does not
+            // is not the client that proved the key.
+            (None, _) if self.theirs.is_some() => return Err(FrameError::BadSignature),
             // An unsigned frame is the message itself.
             (None, _) => raw,
             (Some(_), None) => return Err(FrameError::Malformed),

@@ -155,3 +155,17 @@ async fn unsigned_truncated_and_oversized_frames() {
         ["frame_malformed", "frame_malformed"]
     );
 }
+
+/// A client proven by its SigV4 signature signs every frame: an unsigned one ends the stream.
+#[tokio::test]
+async fn keys_mode_refuses_unsigned_frames() {
+    let seen = Seen::default();
+    let mut resigned = Resigned::new(
+        body(vec![event("plain")]),
+        FrameChain::new(&creds("meter-secret"), "us-east-1", SEED),
+        Some(FrameChain::new(&creds("client-secret"), "us-east-1", SEED)),
+        seen.clone(),
+    );
+    assert!(resigned.frame().await.unwrap().is_err());
+    assert_eq!(*seen.0.lock().unwrap(), ["frame_signature"]);
+}
