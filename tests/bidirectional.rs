@@ -42,7 +42,12 @@ type Input =
 async fn meter_over_tls(dir: &std::path::Path) -> (Harness, Client) {
     let pki = Pki::new("duplex-test-ca");
     let (cert, key) = write_pair(dir, &pki.server("meter"));
-    let h = Harness::start_with(|c| c.tls = Some(files(cert, key, None))).await;
+    let ledger = dir.join("ledger.jsonl");
+    let h = Harness::start_with(|c| {
+        c.tls = Some(files(cert, key, None));
+        c.ledger = Some(bedrock_meter::meter::ledger::Target::File(ledger));
+    })
+    .await;
     let client = sdk_over_tls(&h, &pki.ca_pem, "voice");
     (h, client)
 }
@@ -259,6 +264,23 @@ async fn a_session_flows_both_ways_frame_by_frame_and_is_metered_exactly() {
     assert_eq!(
         stats.units.get(&(SONIC.to_owned(), "speech_input_token")),
         Some(&8)
+    );
+
+    // The ledger line: the session, its text tokens, its speech tokens and their cost.
+    h.proxy.state.flush_ledger().await;
+    let text = std::fs::read_to_string(dir.path().join("ledger.jsonl")).unwrap();
+    let line: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(line["operation"], "InvokeModelWithBidirectionalStream");
+    assert_eq!(line["stream"], true);
+    assert_eq!(line["tokens"]["input"], text_in);
+    assert_eq!(line["tokens"]["output"], 4);
+    assert_eq!(line["units"]["speech_input_token"], 8);
+    assert_eq!(line["units"]["speech_output_token"], 3);
+    assert_eq!(line["cost_usd_by_type"]["speech_input"], "0.000024000000");
+    assert_eq!(line["cost_usd_by_type"]["speech_output"], "0.000036000000");
+    assert_eq!(
+        line["cost_usd"].as_str().unwrap(),
+        bedrock_meter::money::usd(price(want))
     );
 }
 

@@ -25,6 +25,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use tokio::sync::OwnedSemaphorePermit;
 
 use self::resign::{FrameError, FrameWatch, Resigned};
+use crate::api::request::Facts;
 use crate::api::{Answer, Asked, Family};
 use crate::aws::error::error_chain;
 use crate::aws::sigv4::event::FrameChain;
@@ -65,6 +66,8 @@ pub async fn forward(
     permit: Option<OwnedSemaphorePermit>,
 ) -> Response<ProxyBody> {
     let started = Instant::now();
+    // A session streams both ways; its body is never read for request facts.
+    pending.set_request(Facts::default(), true);
     let theirs = match &verdict {
         Some(Verdict::Signed { credentials, .. }) => match client_chain(&parts, credentials) {
             Ok(chain) => Some(chain),
