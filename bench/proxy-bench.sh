@@ -4,20 +4,22 @@
 #
 #   bench/proxy-bench.sh            # every scenario (about 6 minutes)
 #   bench/proxy-bench.sh soak       # RSS across a million requests in 10 minutes
+#   bench/proxy-bench.sh alloc      # heap allocations per call, counted by valgrind's dhat
 #
 # Knobs (environment): WORKERS (tokio worker threads = nginx worker processes, default 1),
 # PROXY_CPUS (cores for bedrock-meter and nginx, default 1), DRIVER_CPUS (cores for the
 # simulator and the load generator, default 0), RATE, SECS, ROUNDS, CONNS, ONLY (comma list of
-# fixed,saturation,features,limits,upstream,stream,memory,scrape), SOAK_REQUESTS, SOAK_SECS, BASE_PORT, NO_RESULTS=1
+# fixed,saturation,families,features,limits,upstream,stream,memory,scrape), SOAK_REQUESTS, SOAK_SECS, BASE_PORT, NO_RESULTS=1
 # (print only, leave RESULTS.md alone), METER_BIN (another bedrock-meter build to measure; the
-# simulator always comes from this tree's build).
+# simulator always comes from this tree's build), ALLOC_CALLS (the alloc mode's two call counts,
+# default "2000 6000").
 set -euo pipefail
 
 mode=${1:-run}
 case "$mode" in
-run | soak) ;;
+run | soak | alloc) ;;
 *)
-    echo "usage: $0 [run|soak]" >&2
+    echo "usage: $0 [run|soak|alloc]" >&2
     exit 2
     ;;
 esac
@@ -25,7 +27,7 @@ cd "$(dirname "$0")/.."
 
 # The command as given, knobs set in the environment included, for RESULTS.md.
 command_line="bench/proxy-bench.sh $mode"
-for v in METER_BIN SOAK_SECS SOAK_REQUESTS ONLY CONNS ROUNDS SECS RATE DRIVER_CPUS PROXY_CPUS WORKERS; do
+for v in ALLOC_CALLS METER_BIN SOAK_SECS SOAK_REQUESTS ONLY CONNS ROUNDS SECS RATE DRIVER_CPUS PROXY_CPUS WORKERS; do
     if [ -n "${!v:-}" ]; then
         command_line="$v=${!v} $command_line"
     fi
@@ -74,7 +76,7 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_port() {
-    for _ in $(seq 200); do
+    for _ in $(seq "${2:-200}"); do
         port_free "$1" || return 0
         sleep 0.05
     done
@@ -102,6 +104,38 @@ export BEDROCK_METER_LOG=warn
 TOKIO_WORKER_THREADS=$WORKERS taskset -c "$DRIVER_CPUS" \
     "$target/release/bedrock-meter" simulate --listen "127.0.0.1:$sim" >"$tmp/sim.log" 2>&1 &
 pids+=($!)
+
+if [ "$mode" = alloc ]; then
+    # Heap allocations per call: the meter under valgrind's dhat serves ALLOC_CALLS' two counts
+    # of calls, a fresh process each time; the difference of the totals, divided by the
+    # difference of the counts, is what a call allocates (start-up and shutdown cancel out).
+    if ! command -v valgrind >/dev/null; then
+        echo "valgrind not found; installing Debian's valgrind" >&2
+        apt-get install -y valgrind >&2
+    fi
+    read -r calls_a calls_b <<<"${ALLOC_CALLS:-2000 6000}"
+    wait_port "$sim"
+    for calls in "$calls_a" "$calls_b"; do
+        AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench TOKIO_WORKER_THREADS=1 \
+            taskset -c "$PROXY_CPUS" valgrind --tool=dhat --dhat-out-file="$tmp/dhat.$calls.json" \
+            "$bin" serve --listen "127.0.0.1:$meter" --admin-listen "127.0.0.1:$admin" \
+            --upstream "http://127.0.0.1:$sim" --region us-east-1 >"$tmp/meter-dhat.log" 2>&1 &
+        dhat_pid=$!
+        wait_port "$meter" 1200
+        taskset -c "$DRIVER_CPUS" "$loadgen" count --meter "127.0.0.1:$meter" \
+            --requests "$calls" --conns 4
+        kill -TERM "$dhat_pid"
+        wait "$dhat_pid" || true
+        for _ in $(seq 100); do
+            port_free "$meter" && break
+            sleep 0.1
+        done
+    done
+    "$loadgen" alloc-report --dhat-a "$tmp/dhat.$calls_a.json" --dhat-b "$tmp/dhat.$calls_b.json" \
+        --calls-a "$calls_a" --calls-b "$calls_b" --command "$command_line" --out "$tmp/section.md"
+    marker=proxy-bench-alloc
+    title="## proxy-bench alloc: heap allocations per call"
+else
 AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench TOKIO_WORKER_THREADS=$WORKERS \
     taskset -c "$PROXY_CPUS" "$bin" serve --listen "127.0.0.1:$meter" \
     --admin-listen "127.0.0.1:$admin" --upstream "http://127.0.0.1:$sim" \
@@ -250,6 +284,8 @@ else
         --secs "$SOAK_SECS" --command "$command_line" --out "$tmp/section.md"
     marker=proxy-bench-soak
     title="## proxy-bench soak: RSS across a long run"
+fi
+
 fi
 
 if [ -n "${NO_RESULTS:-}" ]; then

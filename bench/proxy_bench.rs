@@ -121,6 +121,8 @@ struct Target {
     body: Bytes,
     app: String,
     model: String,
+    /// A path of another API family (`/openai/v1/chat/completions`); else `/model/{model}/{op}`.
+    path: Option<&'static str>,
 }
 
 impl Target {
@@ -136,17 +138,20 @@ impl Target {
             body,
             app: "bench".into(),
             model: MODEL.into(),
+            path: None,
         }
     }
 
     fn request(&self) -> Res<http::Request<Full<Bytes>>> {
         let model = self.model.replace(':', "%3A");
-        Ok(
-            http::Request::post(format!("{}/model/{model}/{}", self.base, self.op))
-                .header("content-type", "application/json")
-                .header("x-bedrock-meter-app", &self.app)
-                .body(Full::new(self.body.clone()))?,
-        )
+        let url = match self.path {
+            Some(path) => format!("{}{path}", self.base),
+            None => format!("{}/model/{model}/{}", self.base, self.op),
+        };
+        Ok(http::Request::post(url)
+            .header("content-type", "application/json")
+            .header("x-bedrock-meter-app", &self.app)
+            .body(Full::new(self.body.clone()))?)
     }
 }
 
@@ -857,6 +862,106 @@ impl Run {
         ));
     }
 
+    /// The API families at saturation: the same 2 KB conversation as Converse, as InvokeModel
+    /// with an Anthropic body, as OpenAI Chat Completions and as Anthropic Messages, through
+    /// the meter and through nginx, interleaved; CPU per request of each, side by side.
+    async fn families(&mut self, conns: usize, secs: f64, rounds: usize) -> Res<()> {
+        let pad = |head: &str, tail: &str| {
+            let mut s = head.to_owned();
+            for i in 0..2048usize.saturating_sub(head.len() + tail.len()) {
+                s.push(char::from(b'a' + (i % 26) as u8));
+            }
+            s.push_str(tail);
+            Bytes::from(s)
+        };
+        let sim = "[[sim input=500 output=100]] ";
+        let families: [(&str, &'static str, &str, Option<&'static str>, Bytes); 4] = [
+            (
+                "Converse",
+                "converse",
+                MODEL,
+                None,
+                converse_body("[[sim input=500 output=100]]", 2048),
+            ),
+            (
+                "InvokeModel (Anthropic body)",
+                "invoke",
+                "anthropic.claude-3-5-haiku-20241022-v1:0",
+                None,
+                pad(
+                    &format!(
+                        r#"{{"anthropic_version":"bedrock-2023-05-31","max_tokens":512,"messages":[{{"role":"user","content":"{sim}"#
+                    ),
+                    r#""}]}"#,
+                ),
+            ),
+            (
+                "OpenAI Chat Completions",
+                "chat",
+                "openai.gpt-oss-20b-1:0",
+                Some("/openai/v1/chat/completions"),
+                pad(
+                    &format!(
+                        r#"{{"model":"openai.gpt-oss-20b-1:0","max_tokens":512,"messages":[{{"role":"user","content":"{sim}"#
+                    ),
+                    r#""}]}"#,
+                ),
+            ),
+            (
+                "Anthropic Messages",
+                "messages",
+                "anthropic.claude-haiku-4-5-20251001-v1:0",
+                Some("/anthropic/v1/messages"),
+                pad(
+                    &format!(
+                        r#"{{"model":"anthropic.claude-haiku-4-5-20251001-v1:0","max_tokens":512,"messages":[{{"role":"user","content":"{sim}"#
+                    ),
+                    r#""}]}"#,
+                ),
+            ),
+        ];
+        let hops = [&self.hops[1], &self.hops[2]];
+        // (requests, cpu seconds, wall seconds, errors) per family and hop.
+        let mut tallies = vec![[(0.0f64, 0.0f64, 0.0f64, 0u64); 2]; families.len()];
+        for round in 0..rounds {
+            for (f, (name, op, model, path, body)) in families.iter().enumerate() {
+                for (h, hop) in hops.iter().enumerate() {
+                    let mut target = Target::new(&hop.addr, op, body.clone());
+                    target.model = (*model).to_owned();
+                    target.path = *path;
+                    let cpu = Cpu::start(&hop.pids);
+                    let (ok, err) = closed_loop(&self.client, &target, conns, secs).await;
+                    let (used, wall) = cpu.stop(self.clk_tck);
+                    let t = &mut tallies[f][h];
+                    t.0 += ok as f64;
+                    t.1 += used;
+                    t.2 += wall;
+                    t.3 += err;
+                    eprintln!("families round {round} {name} {}: {ok} ok", hop.name);
+                }
+            }
+        }
+        self.line(&format!(
+            "\n### API families, 2 KB request, saturation\n\nThe same conversation (a 2 KB body, 500 tokens in, 100 out) in each API family's shape, {conns} connections in a closed loop, {rounds} rounds of {secs:.0} s per family and hop, interleaved. The meter reads each family's own usage from its answer (Converse's and Messages' JSON, InvokeModel's headers, Chat Completions' `usage`).\n"
+        ));
+        self.line("| API family | bedrock-meter req/s | bedrock-meter CPU / request | nginx CPU / request | meter / nginx | errors (meter, nginx) |");
+        self.line("|---|---|---|---|---|---|");
+        for (f, (name, ..)) in families.iter().enumerate() {
+            let [m, n] = tallies[f];
+            let (mc, nc) = (m.1 / m.0.max(1.0), n.1 / n.0.max(1.0));
+            self.line(&format!(
+                "| {name} | {:.0} | {:.1} µs | {:.1} µs | {} | {}, {} |",
+                m.0 / m.2.max(1e-9),
+                mc * 1e6,
+                nc * 1e6,
+                ratio(mc, nc),
+                m.3,
+                n.3
+            ));
+        }
+        Ok(())
+    }
+
     /// Closed-loop saturation, interleaved.
     /// Returns per hop (requests/s, CPU seconds per request).
     async fn saturation(&mut self, conns: usize, secs: f64, rounds: usize) -> Res<Vec<(f64, f64)>> {
@@ -1335,6 +1440,9 @@ async fn run(args: &Args) -> Res<()> {
     if want("saturation") {
         run.saturation(conns, secs, rounds).await?;
     }
+    if want("families") {
+        run.families(conns, secs, rounds).await?;
+    }
     if want("features") {
         run.features(args, rate, secs, rounds, conns).await?;
     }
@@ -1443,12 +1551,163 @@ async fn soak(args: &Args) -> Res<()> {
     Ok(())
 }
 
+/// `count`: exactly `--requests` Converse calls (the bench's 2 KB body) through `--meter`, from
+/// `--conns` callers in a closed loop, as fast as the meter answers. For counting what a call
+/// costs in total (allocations under dhat, samples under perf): two counts, subtracted.
+async fn count(args: &Args) -> Res<()> {
+    let client = client(64, None)?;
+    let target = Target::new(
+        args.str("meter")?,
+        "converse",
+        converse_body("[[sim input=500 output=100]]", 2048),
+    );
+    let requests: usize = args.num("requests", 1000)?;
+    let conns: usize = args.num("conns", 1)?;
+    let left = Arc::new(std::sync::atomic::AtomicUsize::new(requests));
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..conns.max(1) {
+        let (client, target, left) = (client.clone(), target.clone(), left.clone());
+        set.spawn(async move {
+            let mut errors = 0u64;
+            while left
+                .fetch_update(
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                    |n| n.checked_sub(1),
+                )
+                .is_ok()
+            {
+                if call(&client, &target).await.is_err() {
+                    errors += 1;
+                }
+            }
+            errors
+        });
+    }
+    let mut errors = 0;
+    while let Some(r) = set.join_next().await {
+        errors += r.unwrap_or(1);
+    }
+    eprintln!("count: {requests} calls, {errors} errors");
+    if errors > 0 {
+        return Err(format!("{errors} calls failed").into());
+    }
+    Ok(())
+}
+
+/// Blocks and bytes allocated in a dhat profile, in total and by the first frame of
+/// bedrock-meter's own code on each allocation's stack (else the first frame).
+struct DhatProfile {
+    blocks: u64,
+    bytes: u64,
+    by_site: HashMap<String, (u64, u64)>,
+}
+
+fn dhat_profile(path: &str) -> Res<DhatProfile> {
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    let frames: Vec<&str> = json["ftbl"]
+        .as_array()
+        .ok_or("dhat file without ftbl")?
+        .iter()
+        .map(|f| f.as_str().unwrap_or(""))
+        .collect();
+    let mut profile = DhatProfile {
+        blocks: 0,
+        bytes: 0,
+        by_site: HashMap::new(),
+    };
+    for pp in json["pps"].as_array().ok_or("dhat file without pps")? {
+        let (blocks, bytes) = (
+            pp["tbk"].as_u64().unwrap_or(0),
+            pp["tb"].as_u64().unwrap_or(0),
+        );
+        profile.blocks += blocks;
+        profile.bytes += bytes;
+        let stack: Vec<&str> = pp["fs"]
+            .as_array()
+            .map(|fs| {
+                fs.iter()
+                    .filter_map(|i| frames.get(i.as_u64()? as usize).copied())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let site = stack
+            .iter()
+            .find(|f| f.contains("bedrock_meter::"))
+            .or_else(|| {
+                stack
+                    .iter()
+                    .find(|f| !f.contains("alloc::") && !f.contains("malloc"))
+            })
+            .map_or_else(|| "(unknown)".to_owned(), |f| dhat_frame_name(f));
+        let entry = profile.by_site.entry(site).or_default();
+        entry.0 += blocks;
+        entry.1 += bytes;
+    }
+    Ok(profile)
+}
+
+/// `0x1234: bedrock_meter::proxy::handler::exchange::{{closure}} (handler.rs:300:5)` →
+/// `bedrock_meter::proxy::handler::exchange`.
+fn dhat_frame_name(frame: &str) -> String {
+    let name = frame.split_once(": ").map_or(frame, |(_, rest)| rest);
+    let name = name.split(" (").next().unwrap_or(name);
+    let name = name.replace("::{{closure}}", "");
+    // Generic arguments make one site many names.
+    match name.find('<') {
+        Some(i) if i > 0 => name[..i].trim_end_matches("::").to_owned(),
+        _ => name,
+    }
+}
+
+/// `alloc-report`: allocations per Converse call, from two dhat profiles of the meter that
+/// served `--calls-a` and `--calls-b` calls: the difference, divided by the difference in
+/// calls, leaves out start-up and shutdown.
+fn alloc_report(args: &Args) -> Res<()> {
+    let (a, b) = (
+        dhat_profile(args.str("dhat-a")?)?,
+        dhat_profile(args.str("dhat-b")?)?,
+    );
+    let (calls_a, calls_b): (u64, u64) = (args.num("calls-a", 0)?, args.num("calls-b", 0)?);
+    let calls = calls_b.saturating_sub(calls_a).max(1) as f64;
+    let per = |x: u64, y: u64| y.saturating_sub(x) as f64 / calls;
+    let mut out = format!(
+        "Machine: {}. Date: {}. Command: `{}`.\n\nbedrock-meter (`serve`, defaults, one tokio worker thread) under `valgrind --tool=dhat`, in front of the simulator; `proxy-bench count` sends {calls_a} and then, to a fresh meter, {calls_b} Converse calls (the bench's 2 KB body) on 4 connections. Per call = the difference of the two runs' totals ÷ {:.0}, so start-up and shutdown cancel out.\n\n**{:.1} heap allocations and {:.1} KB allocated per call.**\n\n| allocations per call | bytes per call | first frame in bedrock-meter's code (else the allocating crate's) |\n|---|---|---|\n",
+        machine(),
+        today(),
+        args.0
+            .get("command")
+            .map_or("bench/proxy-bench.sh alloc", String::as_str),
+        calls,
+        per(a.blocks, b.blocks),
+        per(a.bytes, b.bytes) / 1000.0,
+    );
+    let mut sites: Vec<(&String, f64, f64)> = b
+        .by_site
+        .iter()
+        .map(|(site, &(blocks, bytes))| {
+            let (ba, ya) = a.by_site.get(site).copied().unwrap_or_default();
+            (site, per(ba, blocks), per(ya, bytes))
+        })
+        .filter(|s| s.1 >= 0.05)
+        .collect();
+    sites.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(y.0)));
+    for (site, blocks, bytes) in sites.iter().take(20) {
+        let _ = writeln!(out, "| {blocks:.1} | {bytes:.0} | `{site}` |");
+    }
+    print!("{out}");
+    std::fs::write(args.str("out")?, out)?;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Res<()> {
     let (mode, args) = Args::parse()?;
     match mode.as_str() {
         "run" => run(&args).await,
         "soak" => soak(&args).await,
-        other => Err(format!("unknown mode {other:?}: run or soak").into()),
+        "count" => count(&args).await,
+        "alloc-report" => alloc_report(&args),
+        other => Err(format!("unknown mode {other:?}: run, soak, count or alloc-report").into()),
     }
 }

@@ -103,8 +103,49 @@ pub fn usd(pico: u64) -> String {
 
 /// Pico-dollars as the shortest exact decimal USD string: `0.000063`, `1.5`, `0`.
 pub fn usd_trimmed(pico: u64) -> String {
-    let full = usd(pico);
-    full.trim_end_matches('0').trim_end_matches('.').to_owned()
+    UsdText::new(pico).as_str().to_owned()
+}
+
+/// [`usd_trimmed`]'s text on the stack, for the cost header every call may carry.
+pub struct UsdText {
+    buf: [u8; 40],
+    len: usize,
+}
+
+impl UsdText {
+    pub fn new(pico: u64) -> UsdText {
+        const PICO_PER_USD: u64 = 1_000_000_000_000;
+        let (whole, mut frac) = (pico / PICO_PER_USD, pico % PICO_PER_USD);
+        let mut buf = [0u8; 40];
+        let mut itoa = itoa::Buffer::new();
+        let digits = itoa.format(whole).as_bytes();
+        buf[..digits.len()].copy_from_slice(digits);
+        let mut len = digits.len();
+        if frac > 0 {
+            // Twelve fraction digits, trailing zeros dropped.
+            let mut width = 12;
+            while frac % 10 == 0 {
+                frac /= 10;
+                width -= 1;
+            }
+            buf[len] = b'.';
+            for i in (0..width).rev() {
+                buf[len + 1 + i] = b'0' + (frac % 10) as u8;
+                frac /= 10;
+            }
+            len += 1 + width;
+        }
+        UsdText { buf, len }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits and a point are written.
+        std::str::from_utf8(self.as_bytes()).unwrap_or("0")
+    }
 }
 
 /// Micro-dollars per 1M tokens as a decimal USD string, trailing zeros trimmed to at least two

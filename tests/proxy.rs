@@ -363,6 +363,47 @@ async fn a_client_that_leaves_before_the_proxy_answers_is_recorded_as_499() {
     assert_eq!(m.value("bedrock_usage_missing_total", &[]), 0.0);
 }
 
+/// Once forwarded, a call is Bedrock's to bill: its client leaving while the answer is on its
+/// way must not lose it. The exchange goes on without the client and is metered in full.
+#[tokio::test]
+async fn a_call_forwarded_before_its_client_left_is_metered_in_full() {
+    let h = Harness::start().await;
+    let client = h.client("impatient");
+    let call = tokio::spawn(async move {
+        client
+            .converse()
+            .model_id(NOVA_MICRO)
+            .messages(user_message("[[sim input=17 output=9 delay_ms=400]]"))
+            .send()
+            .await
+    });
+    // The simulator has the request (it answers 400 ms later); then the client gives up.
+    for _ in 0..200 {
+        if h.simulator.stats().requests == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(h.simulator.stats().requests, 1);
+    call.abort();
+    assert!(call.await.unwrap_err().is_cancelled());
+
+    wait_for(&h, "bedrock_requests_total", &[], 1.0).await;
+    let m = h.metrics().await;
+    assert_eq!(
+        m.requests(&[
+            ("app", "impatient"),
+            ("model", NOVA_MICRO),
+            ("operation", "Converse"),
+            ("status", "200")
+        ]),
+        1
+    );
+    assert_eq!(m.tokens("impatient", NOVA_MICRO, "input"), 17);
+    assert_eq!(m.tokens("impatient", NOVA_MICRO, "output"), 9);
+    assert_eq!(m.value("bedrock_in_flight_requests", &[]), 0.0);
+}
+
 #[tokio::test]
 async fn slow_upstream_is_a_504() {
     let h = Harness::start_with(|c| c.upstream_timeout = Duration::from_millis(200)).await;

@@ -449,11 +449,14 @@ pub fn decode_label(label: &str) -> Option<String> {
     if label.is_empty() || label.len() > MAX_MODEL_ID_LEN * 3 {
         return None;
     }
-    let decoded = percent_decode_str(label).decode_utf8().ok()?;
+    // Decoded straight into a buffer of the right size: one allocation per call.
+    let mut bytes = Vec::with_capacity(label.len());
+    bytes.extend(percent_decode_str(label));
+    let decoded = String::from_utf8(bytes).ok()?;
     if decoded.is_empty() || decoded.len() > MAX_MODEL_ID_LEN {
         return None;
     }
-    Some(decoded.into_owned())
+    Some(decoded)
 }
 
 /// Where `part`, a slice borrowed from `whole`, lies in it.

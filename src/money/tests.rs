@@ -114,6 +114,22 @@ fn exact_strings() {
     assert_eq!(usd_trimmed(1_500_000_000_000), "1.5");
     assert_eq!(usd_trimmed(0), "0");
     assert_eq!(usd_trimmed(10_000_000_000_000), "10");
+    assert_eq!(usd_trimmed(1), "0.000000000001");
+    assert_eq!(usd_trimmed(u64::MAX), "18446744.073709551615");
+    for pico in [
+        0,
+        1,
+        9,
+        10,
+        999_999,
+        63_000_000,
+        1_000_000_000_001,
+        123_456_789_012_345,
+    ] {
+        let full = usd(pico);
+        let expected = full.trim_end_matches('0').trim_end_matches('.');
+        assert_eq!(usd_trimmed(pico), expected, "{pico}");
+    }
     assert_eq!(pico_to_usd(875_000_000), 0.000875);
 }
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
-use http::{HeaderValue, Request, Response, StatusCode, header, request::Parts};
+use http::{HeaderValue, Request, Response, header, request::Parts};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -17,14 +17,16 @@ use crate::api::{Answer, Asked, BadBody, BodyReader, Family, MetadataSlot, Missi
 use aws_credential_types::Credentials;
 
 use crate::aws::credentials::CredentialCache;
-use crate::aws::error::{aws_error, error_chain};
+use crate::aws::error::error_chain;
 use crate::aws::sessions::Sessions;
 use crate::aws::sigv4::{self, PayloadHash};
+use crate::meter::prefixes::{BYTES_PER_TOKEN, MIN_CACHE_TOKENS};
 use crate::meter::{Meter, Pending, Source};
-use crate::money::usd_trimmed;
+use crate::money::UsdText;
 use crate::pricing::RateCard;
 use crate::pricing::Usage;
 use crate::proxy::budget::{ByteBudget, Held, HeldBody};
+use crate::proxy::detach::Detach;
 use crate::proxy::duplex::{self, DuplexClient};
 use crate::proxy::errors::ProxyError;
 use crate::proxy::forward;
@@ -190,10 +192,16 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
         pending.set_model(asked.model_id.take());
     }
     // What the savings levers need (the ledger's facts, the live prefix reuse): the body as
-    // the client sent it.
+    // the client sent it. Without a ledger only a prefix big enough to cache is counted, and
+    // a body smaller than that holds none: it is not read.
     let facts = match &state.fingerprint_key {
-        Some(key) => request::facts(&body, key),
-        None => Facts::default(),
+        Some(key)
+            if state.meter.ledger.is_some()
+                || body.len() as u64 >= MIN_CACHE_TOKENS * BYTES_PER_TOKEN =>
+        {
+            request::facts(&body, key)
+        }
+        _ => Facts::default(),
     };
     pending.set_request(facts, asked.stream);
     pending.add_units(asked.units);
@@ -271,32 +279,11 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
     pending.add_overhead(overhead);
 
     // From here on the call is Bedrock's to bill: it runs to completion and is metered even if
-    // the client leaves meanwhile, so the exchange is a task of its own rather than part of
-    // this future, which hyper drops when the client goes.
-    spawned(exchange(
+    // the client leaves meanwhile (hyper drops this future then, and the exchange detaches).
+    Detach::new(exchange(
         state, pending, family, asked, request, held, permit,
     ))
     .await
-}
-
-/// Runs an exchange as a task of its own: a call Bedrock bills runs to completion and is
-/// metered even if the client leaves meanwhile (hyper drops the handler's future then). A
-/// panicked exchange is answered 500 (its `Pending` recorded itself on the way down).
-pub(super) async fn spawned(
-    exchange: impl Future<Output = Response<ProxyBody>> + Send + 'static,
-) -> Response<ProxyBody> {
-    match tokio::spawn(exchange).await {
-        Ok(response) => response,
-        Err(e) => {
-            tracing::warn!("exchange task failed: {e}");
-            aws_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalServerException",
-                "bedrock-meter failed while handling the request",
-            )
-            .map(|b| b.map_err(|never| match never {}).boxed_unsync())
-        }
-    }
 }
 
 /// Sends the signed request upstream and hands back the response, tapped for metering.
@@ -452,7 +439,7 @@ fn add_cost_header(state: &State, pending: &Pending, usage: &Usage, headers: &mu
         return;
     }
     if let Some(cost) = pending.quote(usage)
-        && let Ok(value) = HeaderValue::from_str(&usd_trimmed(cost.total()))
+        && let Ok(value) = HeaderValue::from_bytes(UsdText::new(cost.total()).as_bytes())
     {
         headers.insert(COST_HEADER, value);
     }
@@ -562,18 +549,18 @@ async fn prepare(
     pending: &mut Pending,
 ) -> Result<Request<http_body_util::Full<Bytes>>, ProxyError> {
     let (uri, region, credentials) = destination(state, parts, key_region, pending).await?;
-    upstream_request(parts, uri, body, payload, &credentials, &region, metadata)
+    upstream_request(parts, uri, body, payload, &credentials, region, metadata)
         .map_err(|e| ProxyError::Signing(e.to_string()))
 }
 
 /// Where the request goes (its Region: the client's SigV4 scope, else the key's, else
 /// `--region`) and the credentials to sign it with there.
-pub(super) async fn destination(
-    state: &State,
-    parts: &Parts,
-    key_region: Option<&str>,
+pub(super) async fn destination<'a>(
+    state: &'a State,
+    parts: &'a Parts,
+    key_region: Option<&'a str>,
     pending: &mut Pending,
-) -> Result<(http::Uri, String, Arc<Credentials>), ProxyError> {
+) -> Result<(http::Uri, &'a str, Arc<Credentials>), ProxyError> {
     let region = sigv4::region_of(&parts.headers)
         .or(key_region)
         .or(state.region.as_deref())
@@ -592,7 +579,7 @@ pub(super) async fn destination(
             .await
             .map_err(|e| ProxyError::Signing(e.to_string()))?,
     };
-    Ok((uri, region.to_owned(), credentials))
+    Ok((uri, region, credentials))
 }
 
 /// The app's own session credentials (`--assume-role`); `None` signs with the meter's own,

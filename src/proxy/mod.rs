@@ -3,6 +3,7 @@
 //! proxy's own errors ([`errors`]).
 
 pub mod budget;
+pub mod detach;
 pub mod duplex;
 pub mod errors;
 pub mod forward;

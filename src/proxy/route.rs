@@ -12,8 +12,16 @@ use crate::api::{FAMILIES, Route};
 /// Classifies a request by method and raw path (query string excluded). `None` means the path
 /// is not a Bedrock Runtime operation and must not be forwarded.
 pub fn route(method: &Method, raw_path: &str) -> Option<Route> {
-    let segments: Vec<&str> = raw_path.strip_prefix('/')?.split('/').collect();
-    FAMILIES.iter().find_map(|f| f.route(method, &segments))
+    let path = raw_path.strip_prefix('/')?;
+    // Every operation's path has a handful of segments: they are borrowed on the stack.
+    let mut segments = [""; 8];
+    let mut count = 0;
+    for segment in path.split('/') {
+        *segments.get_mut(count)? = segment;
+        count += 1;
+    }
+    let segments = &segments[..count];
+    FAMILIES.iter().find_map(|f| f.route(method, segments))
 }
 
 #[cfg(test)]

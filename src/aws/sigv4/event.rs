@@ -21,7 +21,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{SERVICE, fast, format_amz_date};
+use super::{SERVICE, amz_date, fast};
 
 pub const DATE: &str = ":date";
 pub const SIGNATURE: &str = ":chunk-signature";
@@ -33,7 +33,7 @@ pub struct FrameChain {
     /// Hex signature of the previous frame (at first, the request's).
     previous: String,
     /// The signing key of the day it was derived for (`YYYYMMDD`).
-    key: Option<(String, [u8; 32])>,
+    key: Option<([u8; 8], [u8; 32])>,
 }
 
 impl std::fmt::Debug for FrameChain {
@@ -55,32 +55,51 @@ impl FrameChain {
         }
     }
 
-    /// The next signature in the chain, for `payload` at `time` (whole seconds); the chain
-    /// moves on to it.
-    fn next(&mut self, payload: &[u8], time: SystemTime) -> [u8; 64] {
-        let stamp = format_amz_date(time);
-        let day = &stamp[..8];
+    /// The signature that follows the previous one for `payload` at `time` (whole seconds),
+    /// without moving the chain on.
+    fn following(&mut self, payload: &[u8], time: SystemTime) -> String {
+        let stamp = amz_date(time);
+        let day = stamp.day();
         let key = match &self.key {
-            Some((d, k)) if d == day => *k,
+            Some((d, k)) if *d == day => *k,
             _ => {
                 let derived = v4::generate_signing_key(&self.secret, time, &self.region, SERVICE);
                 let mut k = [0u8; 32];
                 k.copy_from_slice(derived.as_ref());
-                self.key = Some((day.to_owned(), k));
+                self.key = Some((day, k));
                 k
             }
         };
         let mut date_header = Vec::with_capacity(16);
         // Writing one timestamp header to a Vec cannot fail.
         let _ = write_headers_to(&[date_header_of(time)], &mut date_header);
-        let string_to_sign = format!(
-            "AWS4-HMAC-SHA256-PAYLOAD\n{stamp}\n{day}/{}/{SERVICE}/aws4_request\n{}\n{}\n{}",
-            self.region,
-            self.previous,
-            hex_sha256(&date_header),
-            hex_sha256(payload),
-        );
-        let signature = v4::calculate_signature(key, string_to_sign.as_bytes());
+        let mut string_to_sign =
+            Vec::with_capacity(24 + 16 + 8 + self.region.len() + 24 + self.previous.len() + 130);
+        for part in [
+            b"AWS4-HMAC-SHA256-PAYLOAD\n".as_slice(),
+            stamp.as_bytes(),
+            b"\n",
+            &day,
+            b"/",
+            self.region.as_bytes(),
+            b"/",
+            SERVICE.as_bytes(),
+            b"/aws4_request\n",
+            self.previous.as_bytes(),
+            b"\n",
+            &hex_sha256(&date_header),
+            b"\n",
+            &hex_sha256(payload),
+        ] {
+            string_to_sign.extend_from_slice(part);
+        }
+        v4::calculate_signature(key, &string_to_sign)
+    }
+
+    /// The next signature in the chain, for `payload` at `time` (whole seconds); the chain
+    /// moves on to it.
+    fn next(&mut self, payload: &[u8], time: SystemTime) -> [u8; 64] {
+        let signature = self.following(payload, time);
         let mut out = [0u8; 64];
         out.copy_from_slice(&signature.as_bytes()[..64]);
         self.previous = signature;
@@ -112,15 +131,14 @@ impl FrameChain {
     /// Whether `signature` (32 raw bytes) signs `payload` at `time` in this chain; the chain
     /// moves on only when it does.
     pub fn check(&mut self, payload: &[u8], time: SystemTime, signature: &[u8]) -> bool {
-        let previous = self.previous.clone();
-        let expected = self.next(payload, time);
+        let expected = self.following(payload, time);
         let mut raw = [0u8; 32];
-        for (i, pair) in expected.chunks(2).enumerate() {
-            raw[i] = (nibble(pair[0]) << 4) | nibble(pair[1]);
+        for (i, pair) in expected.as_bytes().chunks(2).take(32).enumerate() {
+            raw[i] = (nibble(pair[0]) << 4) | nibble(pair.get(1).copied().unwrap_or(0));
         }
         let ok = bool::from(raw.as_slice().ct_eq(signature));
-        if !ok {
-            self.previous = previous;
+        if ok {
+            self.previous = expected;
         }
         ok
     }
@@ -135,9 +153,8 @@ fn whole_seconds(time: SystemTime) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
 }
 
-fn hex_sha256(bytes: &[u8]) -> String {
-    let hex = fast::hex(&Sha256::digest(bytes));
-    String::from_utf8_lossy(&hex).into_owned()
+fn hex_sha256(bytes: &[u8]) -> [u8; 64] {
+    fast::hex(&Sha256::digest(bytes))
 }
 
 fn nibble(hex: u8) -> u8 {

@@ -91,6 +91,56 @@ pub(super) fn hex(bytes: &[u8]) -> [u8; 64] {
     out
 }
 
+/// Text built on the stack up to `N` bytes, on the heap past that.
+enum Text<const N: usize> {
+    Stack([u8; N], usize),
+    Heap(Vec<u8>),
+}
+
+impl<const N: usize> Text<N> {
+    fn new() -> Self {
+        Text::Stack([0; N], 0)
+    }
+
+    fn push(&mut self, s: &str) {
+        self.push_bytes(s.as_bytes());
+    }
+
+    fn push_bytes(&mut self, b: &[u8]) {
+        match self {
+            Text::Stack(buf, len) => match buf.get_mut(*len..*len + b.len()) {
+                Some(room) => {
+                    room.copy_from_slice(b);
+                    *len += b.len();
+                }
+                None => {
+                    let mut heap = Vec::with_capacity(*len + b.len() + N);
+                    heap.extend_from_slice(&buf[..*len]);
+                    heap.extend_from_slice(b);
+                    *self = Text::Heap(heap);
+                }
+            },
+            Text::Heap(v) => v.extend_from_slice(b),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Text::Stack(buf, len) => &buf[..*len],
+            Text::Heap(v) => v,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.as_bytes().is_empty()
+    }
+
+    /// Only `&str`s are pushed whole where this is read as text.
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+}
+
 struct CachedKey {
     secret: String,
     date: [u8; 8],
@@ -128,16 +178,6 @@ fn with_signing_key<R>(
     })
 }
 
-/// `YYYYMMDDTHHMMSSZ` as bytes.
-fn amz_date(time: SystemTime) -> [u8; 16] {
-    let formatted = super::format_amz_date(time);
-    let mut out = *b"19700101T000000Z";
-    if formatted.len() == 16 {
-        out.copy_from_slice(formatted.as_bytes());
-    }
-    out
-}
-
 pub(super) fn sign(
     parts: &mut Parts,
     payload: &super::PayloadHash,
@@ -145,10 +185,10 @@ pub(super) fn sign(
     region: &str,
     time: SystemTime,
 ) -> Result<(), SigV4Error> {
-    let amz_date = amz_date(time);
-    let mut date = [0u8; 8];
-    date.copy_from_slice(&amz_date[..8]);
-    let amz_date_str = std::str::from_utf8(&amz_date).unwrap_or("19700101T000000Z");
+    let stamp = super::amz_date(time);
+    let amz_date = *stamp.as_bytes();
+    let date = stamp.day();
+    let amz_date_str = stamp.as_str();
     let date_str = amz_date_str.get(..8).unwrap_or("19700101");
     let token = credentials.session_token();
 
@@ -171,17 +211,18 @@ pub(super) fn sign(
     // Stable: the values of a repeated header keep their order.
     signed.sort_by(|a, b| a.0.cmp(b.0));
 
-    let mut names = String::with_capacity(96);
+    let mut names = Text::<128>::new();
     let mut last = "";
     for (name, _) in &signed {
         if *name != last {
             if !names.is_empty() {
-                names.push(';');
+                names.push(";");
             }
-            names.push_str(name);
+            names.push(name);
             last = name;
         }
     }
+    let names = names.as_str();
 
     let mut creq = Sha256::new();
     creq.update(parts.method.as_str());
@@ -201,12 +242,12 @@ pub(super) fn sign(
         }
     }
     creq.update(b"\n");
-    creq.update(&names);
+    creq.update(names);
     creq.update(b"\n");
     creq.update(payload.as_str().as_bytes());
     let creq_hash = hex(&creq.finalize());
 
-    let mut string_to_sign = Vec::with_capacity(160);
+    let mut string_to_sign = Text::<192>::new();
     for part in [
         ALGORITHM.as_bytes(),
         b"\n",
@@ -220,15 +261,13 @@ pub(super) fn sign(
         b"/aws4_request\n",
         &creq_hash,
     ] {
-        string_to_sign.extend_from_slice(part);
+        string_to_sign.push_bytes(part);
     }
     let signature = with_signing_key(credentials.secret_access_key(), date, region, time, |key| {
-        v4::calculate_signature(key, &string_to_sign)
+        v4::calculate_signature(key, string_to_sign.as_bytes())
     });
     let access_key = credentials.access_key_id();
-    let mut authorization =
-        String::with_capacity(ALGORITHM.len() + access_key.len() + names.len() + 160);
-    for part in [
+    let parts_of_authorization = [
         ALGORITHM,
         " Credential=",
         access_key,
@@ -239,15 +278,19 @@ pub(super) fn sign(
         "/",
         SERVICE,
         "/aws4_request, SignedHeaders=",
-        &names,
+        names,
         ", Signature=",
         &signature,
-    ] {
+    ];
+    // Sized exactly, so the header value takes the buffer without another allocation.
+    let mut authorization =
+        String::with_capacity(parts_of_authorization.iter().map(|p| p.len()).sum());
+    for part in parts_of_authorization {
         authorization.push_str(part);
     }
 
     let bad = |e: http::header::InvalidHeaderValue| SigV4Error::Signing(e.to_string());
-    let date_value = HeaderValue::from_bytes(&amz_date).map_err(bad)?;
+    let date_value = super::amz_date_value(stamp);
     let token_value = token
         .map(|t| {
             HeaderValue::from_str(t).map(|mut v| {

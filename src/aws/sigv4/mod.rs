@@ -20,9 +20,9 @@ use crate::time::{civil_from_days, days_from_civil};
 
 pub const SERVICE: &str = "bedrock";
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
-const X_AMZ_DATE: &str = "x-amz-date";
-const X_AMZ_SECURITY_TOKEN: &str = "x-amz-security-token";
-const X_AMZ_CONTENT_SHA256: &str = "x-amz-content-sha256";
+pub const X_AMZ_DATE: &str = "x-amz-date";
+pub const X_AMZ_SECURITY_TOKEN: &str = "x-amz-security-token";
+pub const X_AMZ_CONTENT_SHA256: &str = "x-amz-content-sha256";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SigV4Error {
@@ -232,9 +232,27 @@ fn prepare_headers(parts: &mut Parts) -> Result<(), SigV4Error> {
         .authority()
         .ok_or_else(|| SigV4Error::Signing("upstream URI has no authority".into()))?
         .as_str();
-    let host_value = HeaderValue::from_str(host).map_err(|e| SigV4Error::Signing(e.to_string()))?;
-    headers.insert(header::HOST, host_value);
+    headers.insert(header::HOST, host_value(host)?);
     Ok(())
+}
+
+thread_local! {
+    /// The last upstream host on this thread, as a header value: calls go to one host (one per
+    /// Region), and a shared value is cloned without copying it.
+    static LAST_HOST: std::cell::RefCell<Option<HeaderValue>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn host_value(host: &str) -> Result<HeaderValue, SigV4Error> {
+    LAST_HOST.with_borrow_mut(|last| {
+        if let Some(value) = last.as_ref().filter(|v| v.as_bytes() == host.as_bytes()) {
+            return Ok(value.clone());
+        }
+        let value = HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(host.as_bytes()))
+            .map_err(|e| SigV4Error::Signing(e.to_string()))?;
+        *last = Some(value.clone());
+        Ok(value)
+    })
 }
 
 /// The headers handed to the signer: `host`, `content-type` and `x-amz*`.
@@ -339,17 +357,82 @@ pub fn parse_amz_date(s: &str) -> Option<SystemTime> {
 
 /// Formats a time as SigV4's `YYYYMMDDTHHMMSSZ`.
 pub fn format_amz_date(time: SystemTime) -> String {
-    let secs = time
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    amz_date(time).as_str().to_owned()
+}
+
+/// SigV4's `YYYYMMDDTHHMMSSZ`, as bytes on the stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AmzDate([u8; 16]);
+
+impl AmzDate {
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits, `T` and `Z` are ever written.
+        std::str::from_utf8(&self.0).unwrap_or("19700101T000000Z")
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    /// `YYYYMMDD`.
+    pub fn day(&self) -> [u8; 8] {
+        let mut day = [0u8; 8];
+        day.copy_from_slice(&self.0[..8]);
+        day
+    }
+}
+
+thread_local! {
+    /// The last second formatted on this thread: every call signed within it shares the date.
+    static LAST_DATE: std::cell::Cell<(u64, AmzDate)> =
+        const { std::cell::Cell::new((0, AmzDate(*b"19700101T000000Z"))) };
+    /// The last `x-amz-date` header value made on this thread, shared by the calls of its second.
+    static LAST_DATE_VALUE: std::cell::RefCell<Option<(AmzDate, HeaderValue)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// `date` as a header value, made once a second per thread.
+pub fn amz_date_value(date: AmzDate) -> HeaderValue {
+    LAST_DATE_VALUE.with_borrow_mut(|last| match last {
+        Some((d, value)) if *d == date => value.clone(),
+        _ => {
+            let value =
+                HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(date.as_bytes()))
+                    .unwrap_or_else(|_| HeaderValue::from_static("19700101T000000Z"));
+            *last = Some((date, value.clone()));
+            value
+        }
+    })
+}
+
+/// `time` as SigV4's date, formatted once a second per thread (no formatting machinery: it is
+/// on every call's path).
+pub fn amz_date(time: SystemTime) -> AmzDate {
+    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (cached_secs, cached) = LAST_DATE.get();
+    if cached_secs == secs {
+        return cached;
+    }
+    let secs_i = i64::try_from(secs).unwrap_or(i64::MAX);
+    let (days, rem) = (secs_i.div_euclid(86_400), secs_i.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
-        rem / 3_600,
-        rem % 3_600 / 60,
-        rem % 60
-    )
+    let mut out = *b"19700101T000000Z";
+    let mut put = |at: usize, width: usize, value: i64| {
+        let mut v = value.clamp(0, 10_i64.pow(width as u32) - 1);
+        for i in (0..width).rev() {
+            out[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, y);
+    put(4, 2, m);
+    put(6, 2, d);
+    put(9, 2, rem / 3_600);
+    put(11, 2, rem % 3_600 / 60);
+    put(13, 2, rem % 60);
+    let date = AmzDate(out);
+    LAST_DATE.set((secs, date));
+    date
 }
 
 fn expired_message(request_time: &str, server_time: &str, skew_minutes: &i64) -> String {

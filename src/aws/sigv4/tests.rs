@@ -134,6 +134,19 @@ fn amz_date() {
         format_amz_date(UNIX_EPOCH + Duration::from_secs(951_827_696)),
         "20000229T123456Z"
     );
+    // Formatted once a second per thread: alternating seconds never serve a stale date.
+    for (t, expected) in [
+        (951_827_696, "20000229T123456Z"),
+        (951_827_697, "20000229T123457Z"),
+        (951_827_696, "20000229T123456Z"),
+        (1_767_225_599, "20251231T235959Z"),
+        (0, "19700101T000000Z"),
+        (1_767_225_600, "20260101T000000Z"),
+    ] {
+        let time = UNIX_EPOCH + Duration::from_millis(t * 1000 + 999);
+        assert_eq!(super::amz_date(time).as_str(), expected);
+        assert_eq!(super::amz_date(time).day(), expected.as_bytes()[..8]);
+    }
     for bad in [
         "",
         "20260101T000000",

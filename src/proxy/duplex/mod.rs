@@ -31,10 +31,11 @@ use crate::aws::error::error_chain;
 use crate::aws::sigv4::event::FrameChain;
 use crate::aws::sigv4::{self, PayloadHash, STREAMING_EVENTS, UNSIGNED_PAYLOAD};
 use crate::meter::{Meter, Pending, Source};
+use crate::proxy::detach::Detach;
 use crate::proxy::errors::ProxyError;
 use crate::proxy::forward::{strip_hop_by_hop, upstream_head};
 use crate::proxy::guard::{Idle, ProxyBody};
-use crate::proxy::handler::{State, destination, guard, refuse, spawned};
+use crate::proxy::handler::{State, destination, guard, refuse};
 use crate::proxy::identify::{AuthFailure, UNAUTHENTICATED, Verdict};
 use crate::proxy::limits::Worst;
 use crate::proxy::tap::TapBody;
@@ -112,7 +113,7 @@ pub async fn forward(
         None,
         &PayloadHash::of(b""),
         &credentials,
-        &region,
+        region,
         None,
     ) {
         Ok(head) => head,
@@ -127,13 +128,13 @@ pub async fn forward(
     else {
         return ProxyError::Signing("no signature on the upstream request".into()).respond(pending);
     };
-    let ours = FrameChain::new(&credentials, &region, &seed);
+    let ours = FrameChain::new(&credentials, region, &seed);
     let body = Resigned::new(body, ours, theirs, Refusals(state.meter.clone()));
     let request = Request::from_parts(head, body);
     pending.add_overhead(started.elapsed());
 
     let answer = family.answer(pending.operation(), &Asked::default());
-    spawned(exchange(state, pending, request, answer, permit)).await
+    Detach::new(exchange(state, pending, request, answer, permit)).await
 }
 
 async fn exchange(

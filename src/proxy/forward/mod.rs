@@ -28,17 +28,50 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 
 /// Removes hop-by-hop headers, including any the `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
+    // The usual message has none: one pass over its names instead of a removal per name.
+    if !headers
+        .keys()
+        .any(|name| HOP_BY_HOP.contains(name) || name == header::TRANSFER_ENCODING)
+    {
+        return;
+    }
+    let named: Vec<HeaderName> = connection_named(headers).collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+    headers.remove(header::TRANSFER_ENCODING);
+}
+
+/// The headers a `Connection` header names as hop-by-hop.
+fn connection_named(headers: &HeaderMap) -> impl Iterator<Item = HeaderName> + '_ {
+    headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
-        headers.remove(name);
-    }
-    headers.remove(header::TRANSFER_ENCODING);
+}
+
+/// Whether a client header stays off the upstream request: hop-by-hop, the client's own
+/// authentication (SigV4 or a Bedrock API key, never forwarded), the meter's app header, and
+/// what the proxy sets itself (`host`, the body's length).
+fn dropped_upstream(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(name)
+        || [
+            header::TRANSFER_ENCODING,
+            header::HOST,
+            header::EXPECT,
+            header::CONTENT_LENGTH,
+            header::AUTHORIZATION,
+        ]
+        .contains(name)
+        || matches!(
+            name.as_str(),
+            APP_HEADER
+                | sigv4::X_AMZ_DATE
+                | sigv4::X_AMZ_SECURITY_TOKEN
+                | sigv4::X_AMZ_CONTENT_SHA256
+        )
 }
 
 /// Builds the signed upstream request from the client's request head and buffered body.
@@ -74,14 +107,18 @@ pub fn upstream_head(
     region: &str,
     metadata: Option<HeaderValue>,
 ) -> Result<Parts, SigV4Error> {
-    let mut headers = client.headers.clone();
-    strip_hop_by_hop(&mut headers);
-    for name in [header::HOST, header::EXPECT, header::CONTENT_LENGTH] {
-        headers.remove(name);
+    // Built from the headers kept rather than cloned whole and pruned.
+    let mut headers = HeaderMap::with_capacity(client.headers.len() + 4);
+    let named: Vec<HeaderName> = if client.headers.contains_key(header::CONNECTION) {
+        connection_named(&client.headers).collect()
+    } else {
+        Vec::new()
+    };
+    for (name, value) in &client.headers {
+        if !dropped_upstream(name) && !named.contains(name) {
+            headers.append(name.clone(), value.clone());
+        }
     }
-    headers.remove(APP_HEADER);
-    // Bedrock API keys (bearer tokens) are the client's, never forwarded.
-    headers.remove(header::AUTHORIZATION);
     if let Some(length) = length {
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     }
