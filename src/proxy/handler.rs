@@ -154,7 +154,11 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
     let family = route.family;
     pending.set_model(route.model_id);
     if op == Operation::InvokeModelWithBidirectionalStream {
-        return duplex::forward(state, family, pending, parts, body, verdict, permit).await;
+        // Boxed: its future is several KB, and inline it would size every call's future.
+        return Box::pin(duplex::forward(
+            state, family, pending, parts, body, verdict, permit,
+        ))
+        .await;
     }
 
     // The proxy's own time: everything but the waits for the client's body and the upstream.
@@ -595,11 +599,28 @@ async fn session(state: &State, pending: &Pending) -> Option<Arc<Credentials>> {
             .map(|tags| tags.to_vec())
             .unwrap_or_default()
     };
-    match sessions.get(&app, tags).await {
+    // Boxed: the session cache's future is several KB and only `--assume-role` awaits it;
+    // inline it would size every call's future (which hyper moves and keeps a slot for).
+    match Box::pin(sessions.get(&app, tags)).await {
         Ok(c) => Some(c),
         Err(_) => {
             state.meter.metrics.assume_role_failure(&app);
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// hyper moves every request's future into place and keeps a slot of its size on every
+    /// open connection (1,000 open streams hold 1,000 of them), so the rare paths' big
+    /// futures (the bidirectional stream, the `--assume-role` session fetch) stay boxed.
+    #[test]
+    fn a_calls_future_stays_small() {
+        fn returned<A, B, F>(_: impl Fn(A, B) -> F) -> usize {
+            std::mem::size_of::<F>()
+        }
+        let size = returned(super::handle);
+        assert!(size <= 4096, "handle's future is {size} bytes");
     }
 }

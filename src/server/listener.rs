@@ -46,6 +46,11 @@ impl Default for Limits {
 /// Serves `handler` on every connection accepted from `listener` (over TLS when `tls` is
 /// given) until `shutdown` fires, then lets open connections finish for up to `limits.drain`
 /// and closes the rest.
+///
+/// `handler`'s future is what hyper moves into place for every request and keeps a slot of
+/// its size for on every connection: make it inside an `async move` block that captures the
+/// request, not by wrapping a future already made (an async block that awaits a captured
+/// future holds it twice).
 pub async fn serve<F, Fut, B>(
     listener: TcpListener,
     tls: Option<Arc<Tls>>,
@@ -54,7 +59,7 @@ pub async fn serve<F, Fut, B>(
     limits: Limits,
 ) where
     F: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Response<B>> + Send + 'static,
+    Fut: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
@@ -84,10 +89,7 @@ pub async fn serve<F, Fut, B>(
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
         let Some(tls) = &tls else {
-            let service = service_fn(move |req| {
-                let fut = handler(req, peer);
-                async move { Ok::<_, Infallible>(fut.await) }
-            });
+            let service = service_fn(move |req| handler(req, peer));
             let conn = builder
                 .serve_connection(TokioIo::new(stream), service)
                 .into_owned();
@@ -132,8 +134,7 @@ pub async fn serve<F, Fut, B>(
                 if let Some(cert) = &cert {
                     req.extensions_mut().insert(cert.clone());
                 }
-                let fut = handler(req, peer);
-                async move { Ok::<_, Infallible>(fut.await) }
+                handler(req, peer)
             });
             let conn = builder
                 .serve_connection(TokioIo::new(stream), service)

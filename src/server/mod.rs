@@ -262,7 +262,10 @@ pub async fn start(config: ProxyConfig) -> Result<Running, StartError> {
     tasks.push(tokio::spawn(listener::serve(
         proxy_listener,
         proxy_tls,
-        move |req, _peer| proxy::handle(proxy_state.clone(), req),
+        move |req, _peer| {
+            let state = proxy_state.clone();
+            async move { Ok(proxy::handle(state, req).await) }
+        },
         stop.clone(),
         limits,
     )));
@@ -270,7 +273,10 @@ pub async fn start(config: ProxyConfig) -> Result<Running, StartError> {
     tasks.push(tokio::spawn(listener::serve(
         admin_listener,
         admin_tls,
-        move |req, _peer| admin::handle(admin_handle.clone(), req),
+        move |req, _peer| {
+            let admin = admin_handle.clone();
+            async move { Ok(admin::handle(admin, req).await) }
+        },
         stop.clone(),
         limits,
     )));

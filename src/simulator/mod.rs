@@ -123,7 +123,7 @@ impl Simulator {
         let handler_shared = shared.clone();
         let handler = move |req: Request<Incoming>, _peer: SocketAddr| {
             let shared = handler_shared.clone();
-            async move { handle(shared, req).await }
+            async move { Ok(handle(shared, req).await) }
         };
         tokio::spawn(crate::server::listener::serve(
             listener,
